@@ -1,0 +1,60 @@
+"""``inpo <stage> [--params params.yaml] [section.key=value ...]``: one command per pipeline stage.
+
+Each stage lives in its own module under :mod:`inpo.stages` and exposes ``run(cfg, **options)``
+plus an optional ``add_arguments(parser)`` for stage options that are not config (e.g. which
+method of ``methods`` to train). Config values are never CLI flags: they come from params.yaml and
+dotted overrides, the same path DVC, Prefect and the tests use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .config import DEFAULT_PARAMS, ConfigError, load_config
+
+# command words -> (module, one-line help). Imported lazily so `inpo --help` is instant.
+STAGES: dict[tuple[str, ...], tuple[str, str]] = {
+    ("config",): ("inpo.stages.show_config", "Print the validated config (after overrides) as YAML"),
+}
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inpo",
+        description="Preference alignment of text-to-image diffusion models (InPO, Diffusion-DPO, SFT, KTO).",
+    )
+    groups: dict[tuple[str, ...], argparse._SubParsersAction] = {}
+    groups[()] = parser.add_subparsers(dest="command", metavar="<stage>", required=True)
+    for words, (module, help_text) in STAGES.items():
+        for depth in range(1, len(words)):
+            if words[:depth] not in groups:
+                group = groups[words[: depth - 1]].add_parser(words[depth - 1], help=f"{words[depth - 1]} commands")
+                groups[words[:depth]] = group.add_subparsers(metavar="<command>", required=True)
+        sub = groups[words[:-1]].add_parser(words[-1], help=help_text, description=help_text)
+        sub.add_argument("--params", default=str(DEFAULT_PARAMS), help="params.yaml to read (default: %(default)s)")
+        sub.add_argument("overrides", nargs="*", metavar="section.key=value", help="dotted config overrides")
+        sub.set_defaults(_module=module)
+        stage = importlib.import_module(module)  # stage modules keep heavy imports inside run()
+        if hasattr(stage, "add_arguments"):
+            stage.add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(_build_parser().parse_args(sys.argv[1:] if argv is None else argv))
+    module, params, overrides = args.pop("_module"), args.pop("params"), args.pop("overrides")
+    options = {k: v for k, v in args.items() if not k.startswith("command")}
+    try:
+        cfg = load_config(params, overrides)
+    except ConfigError as err:
+        print(f"inpo: config error: {err}", file=sys.stderr)
+        return 2
+    importlib.import_module(module).run(cfg, **options)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""One config path: ``params.yaml`` + dotted overrides → a frozen, validated :class:`Config`.
+
+    cfg = load_config("params.yaml", ["method.inpo.beta=2000", "train.max_steps=50"])
+    cfg.method.inpo.beta  # 2000.0
+    flatten(cfg)          # {"method.inpo.beta": 2000.0, ...} for experiment tracking
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .sections import (
+    DataConfig,
+    EvalConfig,
+    MethodName,
+    MethodsConfig,
+    ModelConfig,
+    PathsConfig,
+    SampleConfig,
+    SftStageConfig,
+    ToyConfig,
+    TrackingConfig,
+    TrainConfig,
+)
+from .validate import ConfigError, from_dict
+
+__all__ = ["Config", "ConfigError", "load_config", "apply_overrides", "flatten", "to_dict", "DEFAULT_PARAMS"]
+
+DEFAULT_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+
+
+@dataclass(frozen=True)
+class Config:
+    methods: list[MethodName] = field(default_factory=lambda: ["inpo", "dpo"])
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodsConfig = field(default_factory=MethodsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sft: SftStageConfig = field(default_factory=SftStageConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    toy: ToyConfig = field(default_factory=ToyConfig)
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise ConfigError("methods: expected a non-empty list of method names")
+        if len(set(self.methods)) != len(self.methods):
+            raise ConfigError(f"methods: {self.methods} lists a method twice")
+
+
+def _parse_value(text: str) -> Any:
+    """An override's value is YAML: ``2000`` → int, ``1e-5`` → float, ``[inpo, dpo]`` → list."""
+    value = yaml.safe_load(text) if text.strip() else ""
+    if isinstance(value, str):
+        # YAML 1.1 reads "1e-5" as a string; accept scientific notation as a float.
+        try:
+            return float(value) if any(c in value.lower() for c in "e.") else value
+        except ValueError:
+            return value
+    return value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``a.b.c=value`` override applied.
+
+    Keys are checked later by :func:`from_dict`, so an unknown key names itself in the error.
+    """
+    out = _deep_copy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected the form section.key=value")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: empty key part")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: '{'.'.join(parts[: i + 1])}' is not a section")
+            node = child
+        node[parts[-1]] = _parse_value(text)
+    return out
+
+
+def _deep_copy(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read ``path`` (default: the project's ``params.yaml``), apply overrides, validate."""
+    raw = read_yaml(path or DEFAULT_PARAMS)
+    try:
+        return from_dict(Config, apply_overrides(raw, list(overrides)))
+    except ConfigError as err:
+        raise ConfigError(f"{path or DEFAULT_PARAMS}: {err}") from None
+
+
+def config_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    return from_dict(Config, apply_overrides(raw, list(overrides)))
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict (lists kept) of a config or section, suitable for YAML/JSON."""
+    return dataclasses.asdict(cfg)
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """Flat ``{"section.key": value}`` view for experiment tracking; lists become strings."""
+    out: dict[str, Any] = {}
+    items = to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg
+    for key, value in items.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, list | tuple):
+            out[name] = ",".join(str(v) for v in value)
+        else:
+            out[name] = value
+    return out

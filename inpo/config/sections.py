@@ -1,0 +1,205 @@
+"""The typed sections of ``params.yaml``. Every value has one home here; defaults are the toy world's.
+
+Ranges are declared as field metadata (``gt``/``ge``/``lt``/``le``) and checked by
+:mod:`inpo.config.validate`; cross-field rules live in ``__post_init__``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .validate import ConfigError
+
+MethodName = Literal["inpo", "dpo", "sft", "kto"]
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Where stages read and write. Relative paths are relative to the project root."""
+
+    data: str = "data"  # raw inputs (toy pairs, user shards)
+    outputs: str = "outputs"  # stage outputs tracked by DVC
+    checkpoints: str = "checkpoints"  # resumable training state, outside DVC's cache
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Pick-a-Pic v2 shaped pair data and its transforms (spec §4)."""
+
+    source: str = "data/toy/pairs"  # parquet file/folder, `datasets.save_to_disk` folder, or hub id
+    format: Literal["auto", "parquet", "disk", "hub"] = "auto"
+    split: str = "train"
+    drop_ties: bool = True
+    dedup: bool = False
+    max_caption_chars: int | None = field(default=None, metadata={"gt": 0})
+    max_pairs: int | None = field(default=None, metadata={"gt": 0})
+    resolution: int = field(default=16, metadata={"gt": 0})
+    crop: Literal["center", "random"] = "center"
+    random_flip: bool = True  # independent horizontal flips of winner and loser
+    caption_dropout: float = field(default=0.2, metadata={"ge": 0.0, "le": 1.0})
+    num_workers: int = field(default=0, metadata={"ge": 0})
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    enabled: bool = False
+    rank: int = field(default=8, metadata={"gt": 0})
+    alpha: float = field(default=8.0, metadata={"gt": 0})
+    dropout: float = field(default=0.0, metadata={"ge": 0.0, "lt": 1.0})
+    target_modules: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The base model: a hub id or local diffusers folder, and how the reference is formed."""
+
+    family: Literal["sd15", "sdxl", "toy"] = "toy"
+    pretrained: str = "inpo/assets/toy-base"
+    revision: str | None = None
+    variant: str | None = None
+    unet: str | None = None  # a UNet folder that replaces the base's (e.g. an SFT UNet)
+    vae: str | None = None  # e.g. an fp16-fix VAE for SDXL
+    upcast_vae: bool = True
+    sdxl_micro_conditioning: Literal["constant", "real"] = "constant"
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+
+@dataclass(frozen=True)
+class InversionConfig:
+    """DDIM inversion of InPO (spec §2, §5)."""
+
+    mode: Literal["faithful", "corrected"] = "corrected"
+    steps: int = field(default=10, metadata={"gt": 0, "le": 1000})
+    eta: float = field(default=0.1, metadata={"ge": 0.0})
+    model: Literal["policy", "reference"] = "policy"
+    guidance: float = field(default=1.0, metadata={"ge": 0.0})
+    cache: bool = False  # reuse the frozen reference's grid latents (needs model=reference, eta=0)
+
+    def __post_init__(self) -> None:
+        if self.cache and (self.model != "reference" or self.eta != 0.0):
+            raise ConfigError(
+                "inversion.cache: the inversion cache is valid only when the frozen reference inverts "
+                f"with eta 0; got model={self.model!r}, eta={self.eta}"
+            )
+
+
+@dataclass(frozen=True)
+class InpoMethodConfig:
+    beta: float = field(default=5000.0, metadata={"gt": 0})
+    inversion: InversionConfig = field(default_factory=InversionConfig)
+
+
+@dataclass(frozen=True)
+class DpoMethodConfig:
+    beta: float = field(default=5000.0, metadata={"gt": 0})
+
+
+@dataclass(frozen=True)
+class SftMethodConfig:
+    """SFT baseline: noise-prediction MSE on winners only."""
+
+
+@dataclass(frozen=True)
+class KtoMethodConfig:
+    beta: float = field(default=5000.0, metadata={"gt": 0})
+    lambda_desirable: float = field(default=1.0, metadata={"ge": 0})
+    lambda_undesirable: float = field(default=1.0, metadata={"ge": 0})
+
+
+@dataclass(frozen=True)
+class MethodsConfig:
+    """One section per method, so a setting such as ``beta`` has one meaning per method."""
+
+    inpo: InpoMethodConfig = field(default_factory=InpoMethodConfig)
+    dpo: DpoMethodConfig = field(default_factory=DpoMethodConfig)
+    sft: SftMethodConfig = field(default_factory=SftMethodConfig)
+    kto: KtoMethodConfig = field(default_factory=KtoMethodConfig)
+
+
+@dataclass(frozen=True)
+class EmaConfig:
+    enabled: bool = False
+    decay: float = field(default=0.999, metadata={"gt": 0.0, "lt": 1.0})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation loop shared by every method (spec §4 hyper-parameters at full scale)."""
+
+    seed: int = 0
+    pairs_per_device: int = field(default=16, metadata={"gt": 0})
+    grad_accum: int = field(default=1, metadata={"gt": 0})
+    max_steps: int = field(default=100, metadata={"gt": 0})
+    learning_rate: float = field(default=3e-6, metadata={"gt": 0})
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = field(default=0, metadata={"ge": 0})
+    optimizer: Literal["adamw", "adafactor"] = "adamw"
+    weight_decay: float = field(default=1e-2, metadata={"ge": 0})
+    adam_beta1: float = field(default=0.9, metadata={"ge": 0, "lt": 1})
+    adam_beta2: float = field(default=0.999, metadata={"ge": 0, "lt": 1})
+    adam_eps: float = field(default=1e-8, metadata={"gt": 0})
+    max_grad_norm: float = field(default=1.0, metadata={"gt": 0})
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    gradient_checkpointing: bool = False
+    timestep_min: int = field(default=0, metadata={"ge": 0, "le": 999})
+    timestep_max: int = field(default=999, metadata={"ge": 0, "le": 999})
+    ema: EmaConfig = field(default_factory=EmaConfig)
+    cache_embeddings: bool = False  # VAE latents and text embeddings computed once per pair set
+    checkpoint_every: int = field(default=50, metadata={"gt": 0})
+    keep_checkpoints: int = field(default=2, metadata={"gt": 0})
+    validate_every: int = field(default=50, metadata={"gt": 0})
+    max_nonfinite_in_row: int = field(default=5, metadata={"gt": 0})
+
+    def __post_init__(self) -> None:
+        if self.timestep_min > self.timestep_max:
+            raise ConfigError(
+                f"train.timestep_min ({self.timestep_min}) must not exceed train.timestep_max ({self.timestep_max})"
+            )
+
+
+@dataclass(frozen=True)
+class SftStageConfig:
+    """Optional supervised fine-tuning of the reference on winners before preference training."""
+
+    enabled: bool = False
+    max_steps: int = field(default=100, metadata={"gt": 0})
+    learning_rate: float = field(default=1e-5, metadata={"gt": 0})
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Image generation for evaluation (spec: evaluation protocol)."""
+
+    steps: int = field(default=50, metadata={"gt": 0})
+    guidance: float = field(default=7.5, metadata={"ge": 0})
+    scheduler: Literal["ddim", "euler", "dpm"] = "ddim"
+    height: int | None = field(default=None, metadata={"gt": 0})
+    width: int | None = field(default=None, metadata={"gt": 0})
+    batch_size: int = field(default=8, metadata={"gt": 0})
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    prompt_sets: list[str] = field(default_factory=lambda: ["toy"])
+    scorers: list[str] = field(default_factory=lambda: ["oracle"])
+    baseline: str = "base"
+    bootstrap_samples: int = field(default=2000, metadata={"gt": 0})
+    confidence: float = field(default=0.95, metadata={"gt": 0, "lt": 1})
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool = True
+    uri: str = "sqlite:///mlruns.db"
+    artifact_location: str = "mlartifacts"
+    experiment: str | None = None  # default: one experiment per world/model
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    """The embedded toy world (see inpo/toyworld)."""
+
+    resolution: int = field(default=16, metadata={"gt": 0})
+    seed: int = 0
