@@ -30,7 +30,7 @@ def _describe(tp: Any) -> str:
     if origin is dict:
         return f"a mapping of str to {_describe(get_args(tp)[1])}"
     if dataclasses.is_dataclass(tp):
-        return f"a mapping ({tp.__name__})"
+        return f"a mapping ({getattr(tp, '__name__', tp)})"
     if tp is type(None):
         return "null"
     return getattr(tp, "__name__", str(tp))
