@@ -18,6 +18,7 @@ from .config import DEFAULT_PARAMS, ConfigError, load_config
 # command words -> (module, one-line help). Imported lazily so `inpo --help` is instant.
 STAGES: dict[tuple[str, ...], tuple[str, str]] = {
     ("config",): ("inpo.stages.show_config", "Print the validated config (after overrides) as YAML"),
+    ("prepare",): ("inpo.stages.prepare", "Filter the pair source into a validated pair index"),
 }
 
 

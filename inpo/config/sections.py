@@ -35,10 +35,12 @@ class DataConfig:
     max_caption_chars: int | None = field(default=None, metadata={"gt": 0})
     max_pairs: int | None = field(default=None, metadata={"gt": 0})
     resolution: int = field(default=16, metadata={"gt": 0})
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear"  # shorter-side resize (PIL, antialiased)
     crop: Literal["center", "random"] = "center"
     random_flip: bool = True  # independent horizontal flips of winner and loser
     caption_dropout: float = field(default=0.2, metadata={"ge": 0.0, "le": 1.0})
     num_workers: int = field(default=0, metadata={"ge": 0})
+    prepare_workers: int = field(default=0, metadata={"ge": 0})  # `inpo prepare` shard-scanning processes
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class ModelConfig:
     variant: str | None = None
     unet: str | None = None  # a UNet folder that replaces the base's (e.g. an SFT UNet)
     vae: str | None = None  # e.g. an fp16-fix VAE for SDXL
+    unet_lora: str | None = None  # a LoRA adapter folder (e.g. an SFT LoRA) merged into the UNet at load
     upcast_vae: bool = True
     sdxl_micro_conditioning: Literal["constant", "real"] = "constant"
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -181,12 +184,56 @@ class SampleConfig:
 
 
 @dataclass(frozen=True)
+class AestheticScorerConfig:
+    """LAION aesthetic: CLIP ViT-L/14 image tower + the MLP head (spec: evaluation)."""
+
+    clip_model: str = "openai/clip-vit-large-patch14"  # hub id or local CLIPModel folder
+    processor: str | None = None  # image-processor folder; None: the clip_model folder
+    head: str = "trl-lib/ddpo-aesthetic-predictor/aesthetic-model.pth"  # local file or hub org/repo/file
+
+
+@dataclass(frozen=True)
+class PickScoreScorerConfig:
+    model: str = "yuvalkirstain/PickScore_v1"  # hub id or local CLIPModel folder
+    processor: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"  # image processor + tokenizer folder
+    max_length: int = field(default=77, metadata={"gt": 0})
+
+
+@dataclass(frozen=True)
+class HpsScorerConfig:
+    version: Literal["v2.0", "v2.1"] = "v2.1"  # v2.0 and v2.1 scores are not comparable
+    architecture: str = "ViT-H-14"  # open_clip model name or path to a JSON model config
+    checkpoint: str | None = None  # local file or hub org/repo/file; None: xswu/HPSv2 file of `version`
+
+
+@dataclass(frozen=True)
+class ClipScorerConfig:
+    architecture: str = "ViT-H-14"  # open_clip model name or path to a JSON model config
+    pretrained: str = "laion2B-s32B-b79K"  # open_clip tag, local file, or hub org/repo/file
+
+
+@dataclass(frozen=True)
 class EvalConfig:
-    prompt_sets: list[str] = field(default_factory=lambda: ["toy"])
+    prompt_sets: list[str] = field(default_factory=lambda: ["toy"])  # parti | hpdv2 | toy | a .txt file
+    hpdv2_dir: str | None = None  # folder with anime.json, concept-art.json, paintings.json, photo.json
+    seeds_per_prompt: dict[str, int] = field(default_factory=lambda: {"toy": 16})  # missing sets: 1
     scorers: list[str] = field(default_factory=lambda: ["oracle"])
     baseline: str = "base"
     bootstrap_samples: int = field(default=2000, metadata={"gt": 0})
     confidence: float = field(default=0.95, metadata={"gt": 0, "lt": 1})
+    bootstrap_unit: Literal["prompt", "item"] = "prompt"  # resample prompts (all their seeds) or items
+    bootstrap_seed: int = 0
+    score_batch_size: int = field(default=16, metadata={"gt": 0})
+    score_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    aesthetic: AestheticScorerConfig = field(default_factory=AestheticScorerConfig)
+    pickscore: PickScoreScorerConfig = field(default_factory=PickScoreScorerConfig)
+    hps: HpsScorerConfig = field(default_factory=HpsScorerConfig)
+    clip: ClipScorerConfig = field(default_factory=ClipScorerConfig)
+
+    def __post_init__(self) -> None:
+        for name, count in self.seeds_per_prompt.items():
+            if count < 1:
+                raise ConfigError(f"eval.seeds_per_prompt.{name}: {count} is out of range; expected >= 1")
 
 
 @dataclass(frozen=True)
@@ -198,8 +245,54 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class ToyModelConfig:
+    """Architecture of the toy base (inpo/toyworld/model.py): pixel-space UNet + tiny CLIP text encoder."""
+
+    unet_channels: list[int] = field(default_factory=lambda: [32, 64, 64])  # attention only at the last level
+    layers_per_block: int = field(default=1, metadata={"gt": 0})
+    attention_head_dim: int = field(default=8, metadata={"gt": 0})
+    norm_groups: int = field(default=8, metadata={"gt": 0})
+    text_hidden: int = field(default=64, metadata={"gt": 0})
+    text_layers: int = field(default=2, metadata={"gt": 0})
+    max_tokens: int = field(default=16, metadata={"gt": 2})  # prompts are 8 words + BOS/EOS
+
+
+@dataclass(frozen=True)
+class ToyBaseConfig:
+    """``inpo toy base``: train the base from scratch on freshly rendered scenes (epsilon MSE)."""
+
+    out: str = "inpo/assets/toy-base"  # where the recipe writes and ``inpo toy pairs`` reads
+    steps: int = field(default=4000, metadata={"gt": 0})
+    batch_size: int = field(default=64, metadata={"gt": 0})
+    learning_rate: float = field(default=1e-3, metadata={"gt": 0})
+    warmup_steps: int = field(default=200, metadata={"ge": 0})
+    weight_decay: float = field(default=0.0, metadata={"ge": 0})
+    max_grad_norm: float = field(default=1.0, metadata={"gt": 0})
+    caption_dropout: float = field(default=0.1, metadata={"ge": 0.0, "le": 1.0})  # so CFG works
+    ema_decay: float = field(default=0.999, metadata={"ge": 0.0, "lt": 1.0})  # 0 = no EMA
+    threads: int = field(default=2, metadata={"gt": 0})
+    eval_seeds: int = field(default=8, metadata={"gt": 1})  # samples per held-out prompt in metadata.json
+
+
+@dataclass(frozen=True)
+class ToyPairsConfig:
+    """``inpo toy pairs``: base samples judged by the oracle, written as Pick-a-Pic v2 parquet."""
+
+    out: str = "data/toy/pairs"
+    pairs_per_prompt: int = field(default=30, metadata={"gt": 0})
+    steps: int = field(default=20, metadata={"gt": 0})  # DDIM steps per image
+    guidance: float = field(default=5.0, metadata={"ge": 0})
+    tie_margin: float = field(default=0.02, metadata={"ge": 0})  # |oracle difference| below this → tie
+    corrupt: int = field(default=4, metadata={"ge": 0})  # rows whose image bytes are garbage
+    batch_size: int = field(default=256, metadata={"gt": 0})
+
+
+@dataclass(frozen=True)
 class ToyConfig:
     """The embedded toy world (see inpo/toyworld)."""
 
     resolution: int = field(default=16, metadata={"gt": 0})
     seed: int = 0
+    model: ToyModelConfig = field(default_factory=ToyModelConfig)
+    base: ToyBaseConfig = field(default_factory=ToyBaseConfig)
+    pairs: ToyPairsConfig = field(default_factory=ToyPairsConfig)

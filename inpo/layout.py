@@ -1,0 +1,90 @@
+"""Where each stage reads and writes, derived from ``paths:`` (one place, so DVC's ``dvc.yaml``,
+the stages and the tests agree)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import Config
+
+
+def outputs(cfg: Config) -> Path:
+    return Path(cfg.paths.outputs)
+
+
+def pair_index(cfg: Config) -> Path:
+    return outputs(cfg) / "prepare" / "pairs.parquet"
+
+
+def prepare_summary(cfg: Config) -> Path:
+    return outputs(cfg) / "prepare" / "summary.json"
+
+
+def sft_dir(cfg: Config) -> Path:
+    return outputs(cfg) / "sft"
+
+
+def train_dir(cfg: Config, method: str) -> Path:
+    return outputs(cfg) / "train" / method
+
+
+def checkpoint_dir(cfg: Config, stage: str) -> Path:
+    """``<paths.checkpoints>/<stage>/<fingerprint>``: resumable state of this stage *for this config*.
+
+    Keyed by :func:`training_fingerprint`, so a run after a parameter change (e.g. DVC rerunning
+    ``train@inpo`` for a new β) starts fresh instead of "resuming" the old run's final checkpoint,
+    while a retry of the same config resumes where it stopped.
+    """
+    return Path(cfg.paths.checkpoints) / stage / training_fingerprint(cfg, stage)
+
+
+def training_fingerprint(cfg: Config, stage: str) -> str:
+    """12 hex digits of the settings a training stage's result depends on (method, train, model, data, sft)."""
+    import hashlib
+    import json
+
+    from .config import to_dict
+
+    method_cfg = getattr(cfg.method, stage, None)
+    relevant = {
+        "stage": stage,
+        "method": to_dict(method_cfg) if method_cfg is not None else None,
+        "train": to_dict(cfg.train),
+        "model": to_dict(cfg.model),
+        "data": to_dict(cfg.data),
+        "sft": to_dict(cfg.sft),
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def toy_pairs_dir(cfg: Config) -> Path:
+    return Path(cfg.toy.pairs.out)
+
+
+def training_curve(cfg: Config, method: str) -> Path:
+    """Per-step training metrics as TSV (what ``dvc plots`` reads; ``metrics.jsonl`` is the loop's log)."""
+    return train_dir(cfg, method) / "metrics.tsv"
+
+
+def generate_dir(cfg: Config) -> Path:
+    return outputs(cfg) / "generate"
+
+
+def score_dir(cfg: Config) -> Path:
+    return outputs(cfg) / "score"
+
+
+def scores_file(cfg: Config) -> Path:
+    return score_dir(cfg) / "scores.parquet"
+
+
+def score_metrics(cfg: Config) -> Path:
+    return score_dir(cfg) / "metrics.json"
+
+
+def report_dir(cfg: Config) -> Path:
+    return outputs(cfg) / "report"
+
+
+def winrates_file(cfg: Config) -> Path:
+    return report_dir(cfg) / "winrates.json"
