@@ -55,7 +55,7 @@ def write_clip_tokenizer(out_dir: str | Path, words: Sequence[str] | None = None
     vocab = base + [v + "</w>" for v in base] + ["".join(m) for m in merges] + [BOS, EOS]
     encoder = {tok: i for i, tok in enumerate(dict.fromkeys(vocab))}
     (out / "vocab.json").write_text(json.dumps(encoder, ensure_ascii=False))
-    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
+    (out / "merges.txt").write_text("".join(line + "\n" for line in ["#version: 0.2", *(" ".join(m) for m in merges)]))
     config = {
         "tokenizer_class": "CLIPTokenizer",
         "model_max_length": model_max_length,

@@ -1,0 +1,54 @@
+"""``inpo train [--method NAME]``: preference-train each method of ``methods`` (or one) from the base,
+or from the SFT stage's UNet when ``sft.enabled`` (then it is both policy and reference)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from .. import layout
+from ..config import Config
+from ..config.sections import ModelConfig
+from ..curves import write_curve_tsv
+from ..io import write_json_atomic
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", default=None, help="train only this method (default: every one in `methods`)")
+
+
+def starting_model(cfg: Config) -> ModelConfig:
+    """The base, or the SFT stage's output in its place (an SFT LoRA is merged at load)."""
+    if not cfg.sft.enabled:
+        return cfg.model
+    sft_unet = str(layout.sft_dir(cfg) / "unet")
+    if cfg.model.lora.enabled:
+        return dataclasses.replace(cfg.model, unet_lora=sft_unet)
+    return dataclasses.replace(cfg.model, unet=sft_unet)
+
+
+def run(cfg: Config, method: str | None = None) -> None:
+    from ..train.loop import RunSpec, train
+    from ..train.validation import validation_hook
+
+    names = [method] if method else list(cfg.methods)
+    unknown = [m for m in names if m not in cfg.methods]
+    if unknown:
+        raise SystemExit(f"inpo train: --method {unknown[0]} is not in methods: {cfg.methods}")
+    for name in names:
+        spec = RunSpec(
+            method=name,
+            index_path=layout.pair_index(cfg),
+            out_dir=layout.train_dir(cfg, name),
+            ckpt_dir=layout.checkpoint_dir(cfg, name),
+            model=starting_model(cfg),
+            max_steps=cfg.train.max_steps,
+            learning_rate=cfg.train.learning_rate,
+            validate=validation_hook(cfg),
+        )
+        result = train(cfg, spec)
+        summary = {"method": name, "steps": result.steps, "skipped_nonfinite": result.skipped_nonfinite, **result.last}
+        write_json_atomic(spec.out_dir / "summary.json", summary)
+        write_curve_tsv(result.metrics_path, layout.training_curve(cfg, name))  # for `dvc plots`
+        print(json.dumps(summary))

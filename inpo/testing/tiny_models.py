@@ -1,0 +1,185 @@
+"""Tiny random SD1.5- and SDXL-architecture pipelines, written with ``save_pretrained``.
+
+The folders have the exact layout of the real hub repos (``model_index.json``, ``unet/``, ``vae/``,
+``text_encoder[_2]/``, ``tokenizer[_2]/``, ``scheduler/``), so ``inpo.models.load_components`` and
+``StableDiffusion[XL]Pipeline.from_pretrained`` read them offline. Sizes: images 16×16, VAE factor 2
+(latents 4×8×8), UNet channels (8, 16), CLIP text encoders of width 32 with 2 layers and the real
+49,408-token CLIP vocabulary (or a word-level one with ``words=``). The scheduler is SD's DDPM
+schedule (scaled_linear 0.00085 → 0.012, 1000 steps, epsilon).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from inpo.tokenizer import write_clip_tokenizer
+
+IMAGE_SIZE = 16
+LATENT_SIZE = 8
+TEXT_WIDTH = 32
+SD15_VAE_SCALING = 0.18215
+SDXL_VAE_SCALING = 0.13025
+SDXL_TIME_EMBED_DIM = 8
+
+
+def _seeded(cls: Any, seed: int, *args: Any, **kwargs: Any) -> Any:
+    """``cls(*args, **kwargs)`` initialised from ``seed`` in eval mode; the caller's global RNG is untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(*args, **kwargs).eval()
+
+
+def sd_scheduler(prediction_type: str = "epsilon") -> Any:
+    """SD1.5/SDXL's training noise schedule as a DDPMScheduler."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        prediction_type=prediction_type,
+        clip_sample=False,
+        timestep_spacing="leading",
+        steps_offset=1,
+    )
+
+
+def _tokenizer(path: Path, words: Sequence[str] | None) -> Any:
+    from transformers import CLIPTokenizer
+
+    write_clip_tokenizer(path, words=words)
+    return CLIPTokenizer.from_pretrained(path)
+
+
+def _text_encoder(tokenizer: Any, projection: bool, seed: int) -> Any:
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=TEXT_WIDTH,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=tokenizer.model_max_length,
+        projection_dim=TEXT_WIDTH,
+        hidden_act="quick_gelu",
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return _seeded(CLIPTextModelWithProjection if projection else CLIPTextModel, seed, config)
+
+
+def _vae(scaling_factor: float, seed: int) -> Any:
+    from diffusers import AutoencoderKL
+
+    return _seeded(
+        AutoencoderKL,
+        seed,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=IMAGE_SIZE,
+        scaling_factor=scaling_factor,
+    )
+
+
+def _unet(seed: int, in_channels: int, sample_size: int, sdxl: bool) -> Any:
+    from diffusers import UNet2DConditionModel
+
+    extra: dict[str, Any] = {}
+    if sdxl:
+        extra = {
+            "addition_embed_type": "text_time",
+            "addition_time_embed_dim": SDXL_TIME_EMBED_DIM,
+            "projection_class_embeddings_input_dim": 6 * SDXL_TIME_EMBED_DIM + TEXT_WIDTH,
+            "use_linear_projection": True,
+        }
+    return _seeded(
+        UNet2DConditionModel,
+        seed,
+        sample_size=sample_size,
+        in_channels=in_channels,
+        out_channels=in_channels,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        norm_num_groups=4,
+        attention_head_dim=(2, 4),
+        cross_attention_dim=2 * TEXT_WIDTH if sdxl else TEXT_WIDTH,
+        **extra,
+    )
+
+
+def write_tiny_sd15(
+    path: str | Path, seed: int = 0, words: Sequence[str] | None = None, prediction_type: str = "epsilon"
+) -> Path:
+    """A tiny SD1.5-architecture pipeline folder at ``path`` (~7 MB with the real CLIP vocabulary)."""
+    from diffusers import StableDiffusionPipeline
+
+    out = Path(path)
+    tokenizer = _tokenizer(out / "_tokenizer_src", words)
+    pipe: Any = StableDiffusionPipeline(
+        vae=_vae(SD15_VAE_SCALING, seed + 1),
+        text_encoder=_text_encoder(tokenizer, projection=False, seed=seed + 2),
+        tokenizer=tokenizer,
+        unet=_unet(seed, in_channels=4, sample_size=LATENT_SIZE, sdxl=False),
+        scheduler=sd_scheduler(prediction_type),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(out, safe_serialization=True)
+    _remove_tree(out / "_tokenizer_src")
+    return out
+
+
+def write_tiny_sdxl(
+    path: str | Path, seed: int = 0, words: Sequence[str] | None = None, prediction_type: str = "epsilon"
+) -> Path:
+    """A tiny SDXL-architecture pipeline folder (two text encoders, text_time micro-conditioning)."""
+    from diffusers import StableDiffusionXLPipeline
+
+    out = Path(path)
+    tokenizer = _tokenizer(out / "_tokenizer_src", words)
+    pipe: Any = StableDiffusionXLPipeline(
+        vae=_vae(SDXL_VAE_SCALING, seed + 1),
+        text_encoder=_text_encoder(tokenizer, projection=False, seed=seed + 2),
+        text_encoder_2=_text_encoder(tokenizer, projection=True, seed=seed + 3),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=_unet(seed, in_channels=4, sample_size=LATENT_SIZE, sdxl=True),
+        scheduler=sd_scheduler(prediction_type),
+    )
+    pipe.save_pretrained(out, safe_serialization=True)
+    _remove_tree(out / "_tokenizer_src")
+    return out
+
+
+def write_tiny_pixel(
+    path: str | Path, seed: int = 0, words: Sequence[str] | None = None, image_size: int = IMAGE_SIZE
+) -> Path:
+    """A tiny pixel-space model in the SD1.5 layout without ``vae/`` (the toy world's shape)."""
+    out = Path(path)
+    tokenizer = _tokenizer(out / "tokenizer", words)
+    _text_encoder(tokenizer, projection=False, seed=seed + 2).save_pretrained(out / "text_encoder")
+    _unet(seed, in_channels=3, sample_size=image_size, sdxl=False).save_pretrained(out / "unet")
+    sd_scheduler().save_pretrained(out / "scheduler")
+    return out
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,65 @@
+"""Validation during training: a fixed-prompt, fixed-seed sample grid and a quick score.
+
+For the toy world the score is the oracle (and its guard metric, prompt-following accuracy), so
+over-optimisation shows while it happens. Other families get the grid only (their evaluators are
+too heavy for a validation hook; the evaluation stage scores them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import Config
+
+VALIDATION_PROMPTS = 8
+VALIDATION_STEPS = 20
+
+
+def validation_prompts(cfg: Config) -> list[str]:
+    if cfg.model.family == "toy":
+        from ..toyworld.prompts import heldout_prompts
+
+        return heldout_prompts(cfg)[:VALIDATION_PROMPTS]
+    return ["a photo of a cat", "a watercolor painting of a lighthouse", "a red apple on a wooden table",
+            "an astronaut riding a horse"]
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
+    """Save [N, 3, H, W] images in [-1, 1] as one PNG grid (atomically)."""
+    from torchvision.utils import make_grid
+
+    from ..sampling import to_pil
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = make_grid(images, nrow=nrow, padding=1, pad_value=1.0)
+    tmp = path.with_name(f".{path.name}.tmp")
+    to_pil(grid.unsqueeze(0))[0].save(tmp, format="PNG")
+    tmp.replace(path)
+
+
+def validation_hook(cfg: Config):
+    """A ``(step, unet, components, out_dir) -> metrics`` callable for :func:`inpo.train.loop.train`."""
+    prompts = validation_prompts(cfg)
+    seeds = [cfg.sample.seed] * len(prompts)
+
+    def validate(step: int, unet: torch.nn.Module, components: Any, out_dir: Path) -> dict[str, float]:
+        from ..sampling import sample_images, to_pil
+
+        images = sample_images(
+            components, unet, prompts, seeds, steps=VALIDATION_STEPS, guidance=cfg.sample.guidance,
+            scheduler=cfg.sample.scheduler, resolution=cfg.data.resolution,
+        )
+        save_grid(images, out_dir / "validation" / f"step-{step:06d}.png")
+        if cfg.model.family != "toy":
+            return {}
+        from ..toyworld.metrics import prompt_following
+        from ..toyworld.oracle import OracleScorer
+
+        pil = to_pil(images)
+        scores = OracleScorer().score(pil, prompts)
+        return {"oracle_mean": float(scores.mean()), "prompt_accuracy": float(prompt_following(pil, prompts))}
+
+    return validate
