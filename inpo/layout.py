@@ -88,3 +88,27 @@ def report_dir(cfg: Config) -> Path:
 
 def winrates_file(cfg: Config) -> Path:
     return report_dir(cfg) / "winrates.json"
+
+
+def generate_manifest(cfg: Config) -> Path:
+    """One row per generated image (model, prompt_set, prompt_id, seed, prompt, category, path)."""
+    return generate_dir(cfg) / "items.parquet"
+
+
+def scorer_info_file(cfg: Config) -> Path:
+    """What each scorer loaded (``Scorer.info()``), beside the score table."""
+    return score_dir(cfg) / "scorers.json"
+
+
+def report_file(cfg: Config, suffix: str = "md") -> Path:
+    """``report.md`` or ``report.html``."""
+    return report_dir(cfg) / f"report.{suffix}"
+
+
+def report_charts_dir(cfg: Config) -> Path:
+    return report_dir(cfg) / "charts"
+
+
+def relabel_dir(cfg: Config, scorer: str) -> Path:
+    """A pair set relabelled by ``scorer`` (Pick-a-Pic-shaped parquet; ``data.source`` can point here)."""
+    return outputs(cfg) / "relabel" / scorer

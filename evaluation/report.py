@@ -1,0 +1,494 @@
+"""The evaluation report: paper-style tables, charts, an image grid, as Markdown and self-contained HTML.
+
+    paths = build_report(table, meta, out_dir, eval_cfg, manifest=manifest, images_root=generate_dir)
+
+Everything is recomputed from the per-image score table (so the report and ``metrics.json`` agree).
+Per prompt set: median scores of every model (HPDv2 also per style), win-rate of each model over
+the baseline with its bootstrap interval, and the mean gain with its interval. HPS and CLIP are
+stored as cosines and shown ×100 (:func:`display_scale`). Charts (matplotlib, Agg) and grids go to
+``charts/``; the HTML embeds them (base64), the Markdown links them.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from evaluation.compare import summarize_scores
+
+if TYPE_CHECKING:
+    from inpo.config.sections import EvalConfig
+
+SCALED_PREFIXES = ("hps", "clip")  # stored as cosines, printed ×100 (spec: stored values)
+PER_CATEGORY_SETS = ("hpdv2",)  # prompt sets whose medians are also shown per category (style)
+GRID_TILE = 128  # longest side of an image in the grid, pixels
+
+
+def display_scale(metric: str) -> float:
+    """100 for HPS (``hps-v2.x``) and CLIP (cosines), else 1."""
+    return 100.0 if metric.startswith(SCALED_PREFIXES) else 1.0
+
+
+def display_name(metric: str) -> str:
+    return f"{metric} ×100" if display_scale(metric) != 1.0 else metric
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of a prompt-set name."""
+    return re.sub(r"[^\w.-]", "_", text)
+
+
+# ----------------------------------------------------------------------------------- document blocks
+
+
+@dataclass(frozen=True)
+class Table:
+    caption: str
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Figure:
+    path: Path  # a PNG inside the report folder
+    caption: str
+
+
+Block = tuple[str, str] | Table | Figure  # ("h1" | "h2" | "h3" | "p" | "pre", text)
+
+
+def render_markdown(blocks: Sequence[Block], root: Path) -> str:
+    out = []
+    for block in blocks:
+        if isinstance(block, Table):
+            out.append(f"**{block.caption}**\n")
+            out.append("| " + " | ".join(block.header) + " |")
+            out.append("|" + "|".join(["---"] * len(block.header)) + "|")
+            out += ["| " + " | ".join(row) + " |" for row in block.rows]
+            out.append("")
+        elif isinstance(block, Figure):
+            out.append(
+                f"![{block.caption}]({block.path.relative_to(root).as_posix()})\n\n*{block.caption}*\n"
+            )
+        else:
+            kind, text = block
+            prefix = {"h1": "# ", "h2": "## ", "h3": "### "}.get(kind)
+            out.append(
+                f"```\n{text}\n```\n" if kind == "pre" else f"{prefix}{text}\n" if prefix else f"{text}\n"
+            )
+    return "\n".join(out)
+
+
+HTML_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th:first-child,td:first-child{text-align:left}caption{font-weight:600;text-align:left;padding:.3em 0}
+img{max-width:100%}figcaption{font-style:italic;color:#555}pre{background:#f6f6f6;padding:.6em;overflow:auto}"""
+
+
+def render_html(blocks: Sequence[Block], title: str) -> str:
+    """One self-contained page: figures embedded as base64 PNG."""
+    esc = html.escape
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
+        f"<style>{HTML_STYLE}</style></head><body>",
+    ]
+    for block in blocks:
+        if isinstance(block, Table):
+            out.append(f"<table><caption>{esc(block.caption)}</caption><tr>")
+            out.append("".join(f"<th>{esc(h)}</th>" for h in block.header) + "</tr>")
+            out += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in block.rows]
+            out.append("</table>")
+        elif isinstance(block, Figure):
+            data = base64.b64encode(block.path.read_bytes()).decode()
+            out.append(
+                f"<figure><img src='data:image/png;base64,{data}' alt='{esc(block.caption)}'>"
+                f"<figcaption>{esc(block.caption)}</figcaption></figure>"
+            )
+        else:
+            kind, text = block
+            out.append(f"<pre>{esc(text)}</pre>" if kind == "pre" else f"<{kind}>{esc(text)}</{kind}>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------- tables
+
+
+def _fmt(value: float, metric: str, digits: int = 3) -> str:
+    return f"{value * display_scale(metric):.{digits}f}"
+
+
+def median_table(
+    summary: pd.DataFrame, prompt_set: str, models: Sequence[str], metrics: Sequence[str]
+) -> Table:
+    """Rows: models; columns: metrics; cells: median (display scale)."""
+    rows = summary[summary["prompt_set"] == prompt_set].set_index(["model", "metric"])
+    body = []
+    for model in models:
+        cells = [
+            _fmt(rows.loc[(model, m), "median"], m) if (model, m) in rows.index else "–" for m in metrics
+        ]
+        body.append([model, *cells])
+    n = int(rows["n"].max()) if len(rows) else 0
+    return Table(
+        f"{prompt_set}: median score per image ({n} images per model)",
+        ["model", *[display_name(m) for m in metrics]],
+        body,
+    )
+
+
+def category_table(summary: pd.DataFrame, prompt_set: str, models: Sequence[str], metric: str) -> Table:
+    """Rows: models; columns: categories (HPDv2 styles); cells: median of ``metric``."""
+    rows = summary[(summary["prompt_set"] == prompt_set) & (summary["metric"] == metric)]
+    cats = sorted(set(rows["category"]))
+    by = rows.set_index(["model", "category"])["median"]
+    body = [[m, *[_fmt(by[(m, c)], metric) if (m, c) in by.index else "–" for c in cats]] for m in models]
+    return Table(f"{prompt_set}: median {display_name(metric)} per category", ["model", *cats], body)
+
+
+def winrate_table(
+    compared: pd.DataFrame,
+    prompt_set: str,
+    models: Sequence[str],
+    metrics: Sequence[str],
+    baseline: str,
+    confidence: float,
+) -> Table:
+    """Rows: non-baseline models; cells: win-rate % [interval] over the baseline, ``*`` where it beats it."""
+    rows = compared[compared["prompt_set"] == prompt_set].set_index(["model", "metric"])
+    body = []
+    for model in models:
+        cells = []
+        for m in metrics:
+            if (model, m) not in rows.index:
+                cells.append("–")
+                continue
+            r = rows.loc[(model, m)]
+            star = "*" if bool(r["beats"]) else ""
+            cells.append(
+                f"{100 * r['win_rate']:.1f} [{100 * r['win_low']:.1f}, {100 * r['win_high']:.1f}]{star}"
+            )
+        body.append([model, *cells])
+    caption = (
+        f"{prompt_set}: win-rate over {baseline} in % (ties ½) [{100 * confidence:.0f}% paired bootstrap "
+        "interval]; * = win-rate and mean-gain intervals both above chance"
+    )
+    return Table(caption, ["model", *[display_name(m) for m in metrics]], body)
+
+
+def gain_table(
+    compared: pd.DataFrame,
+    prompt_set: str,
+    models: Sequence[str],
+    metrics: Sequence[str],
+    baseline: str,
+    confidence: float,
+) -> Table:
+    rows = compared[compared["prompt_set"] == prompt_set].set_index(["model", "metric"])
+    body = []
+    for model in models:
+        cells = []
+        for m in metrics:
+            if (model, m) not in rows.index:
+                cells.append("–")
+                continue
+            r = rows.loc[(model, m)]
+            k = display_scale(m)
+            cells.append(f"{k * r['mean_gain']:+.3g} [{k * r['gain_low']:+.3g}, {k * r['gain_high']:+.3g}]")
+        body.append([model, *cells])
+    caption = f"{prompt_set}: mean paired gain over {baseline} [{100 * confidence:.0f}% interval]"
+    return Table(caption, ["model", *[display_name(m) for m in metrics]], body)
+
+
+def winrates_json(compared: pd.DataFrame) -> dict[str, Any]:
+    """``{model: {prompt_set: {metric: {win_rate, win_low, win_high, mean_gain, gain_low, gain_high,
+    beats, n_items, n_prompts}}}}`` (raw units)."""
+    out: dict[str, Any] = {}
+    keys = ("win_rate", "win_low", "win_high", "mean_gain", "gain_low", "gain_high")
+    for r in compared.itertuples(index=False):
+        entry = {k: float(getattr(r, k)) for k in keys}
+        entry.update(beats=bool(r.beats), n_items=int(r.n_items), n_prompts=int(r.n_prompts))
+        out.setdefault(str(r.model), {}).setdefault(str(r.prompt_set), {})[str(r.metric)] = entry
+    return out
+
+
+# ----------------------------------------------------------------------------------------- charts
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path
+
+
+def plot_winrates(
+    compared: pd.DataFrame,
+    prompt_set: str,
+    models: Sequence[str],
+    metrics: Sequence[str],
+    baseline: str,
+    path: Path,
+) -> Path:
+    """Grouped bars: win-rate (%) over the baseline per metric, one bar per model, interval whiskers."""
+    plt = _pyplot()
+    rows = compared[compared["prompt_set"] == prompt_set].set_index(["model", "metric"])
+    others = [m for m in models if any((m, k) in rows.index for k in metrics)]
+    width = 0.8 / max(len(others), 1)
+    x = np.arange(len(metrics))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(metrics) * max(len(others), 1) + 1.5), 3.6))
+    for i, model in enumerate(others):
+        est = np.array(
+            [100 * rows.loc[(model, m), "win_rate"] if (model, m) in rows.index else np.nan for m in metrics]
+        )
+        low = np.array(
+            [100 * rows.loc[(model, m), "win_low"] if (model, m) in rows.index else np.nan for m in metrics]
+        )
+        high = np.array(
+            [100 * rows.loc[(model, m), "win_high"] if (model, m) in rows.index else np.nan for m in metrics]
+        )
+        ax.bar(
+            x + (i - (len(others) - 1) / 2) * width,
+            est,
+            width,
+            yerr=[est - low, high - est],
+            capsize=3,
+            label=model,
+        )
+    ax.axhline(50, color="k", linestyle="--", linewidth=1)
+    ax.set_xticks(x, list(metrics))
+    ax.set_ylim(0, 100)
+    ax.set_ylabel(f"win-rate over {baseline} (%)")
+    ax.set_title(f"{prompt_set}: win-rate over {baseline}")
+    if others:
+        ax.legend(loc="lower right", fontsize=8)
+    return _finish(plt, fig, path)
+
+
+def _finish(plt: Any, fig: Any, path: Path) -> Path:
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def plot_distributions(
+    table: pd.DataFrame, prompt_set: str, models: Sequence[str], metrics: Sequence[str], path: Path
+) -> Path:
+    """One panel per metric: box plots of every model's per-image scores (display scale)."""
+    plt = _pyplot()
+    rows = table[table["prompt_set"] == prompt_set]
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(max(3.2, 1.0 * len(models) + 1.2) * len(metrics), 3.4), squeeze=False
+    )
+    for ax, metric in zip(axes[0], metrics):
+        data = [
+            rows[(rows["metric"] == metric) & (rows["model"] == m)]["value"].to_numpy()
+            * display_scale(metric)
+            for m in models
+        ]
+        ax.boxplot(data, showmeans=True)
+        ax.set_xticks(range(1, len(models) + 1), list(models), rotation=30)
+        ax.set_title(display_name(metric))
+    fig.suptitle(f"{prompt_set}: per-image scores")
+    return _finish(plt, fig, path)
+
+
+def grid_selection(manifest: pd.DataFrame, prompt_set: str, prompts: int, seeds: int) -> pd.DataFrame:
+    """The first ``prompts`` prompt ids of the set (manifest order) with their first ``seeds`` seeds."""
+    rows = manifest[manifest["prompt_set"] == prompt_set].drop_duplicates(["prompt_id", "seed"])
+    chosen_ids = list(dict.fromkeys(rows["prompt_id"]))[:prompts]
+    picked = rows[rows["prompt_id"].isin(chosen_ids)].groupby("prompt_id", sort=False).head(seeds)
+    return picked.loc[:, ["prompt_id", "seed", "prompt"]].reset_index(drop=True)
+
+
+def plot_image_grid(
+    manifest: pd.DataFrame,
+    root: Path,
+    prompt_set: str,
+    models: Sequence[str],
+    path: Path,
+    prompts: int = 8,
+    seeds: int = 4,
+) -> Path:
+    """Rows: prompts; columns: models × seeds (the same seeds for every model)."""
+    from PIL import Image
+
+    plt = _pyplot()
+    chosen = grid_selection(manifest, prompt_set, prompts, seeds)
+    ids = list(dict.fromkeys(chosen["prompt_id"]))
+    per_prompt = chosen.groupby("prompt_id", sort=False)["seed"].apply(list).to_dict()
+    n_seeds = max(len(s) for s in per_prompt.values())
+    where = manifest.set_index(["model", "prompt_set", "prompt_id", "seed"])["path"]
+    cols = len(models) * n_seeds
+    fig, axes = plt.subplots(
+        len(ids), cols, figsize=(1.15 * cols + 2.4, 1.15 * len(ids) + 0.5), squeeze=False
+    )
+    for r, pid in enumerate(ids):
+        text = chosen[chosen["prompt_id"] == pid]["prompt"].iloc[0]
+        for mi, model in enumerate(models):
+            for si in range(n_seeds):
+                ax = axes[r][mi * n_seeds + si]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                seeds_here = per_prompt[pid]
+                key = (model, prompt_set, pid, seeds_here[si]) if si < len(seeds_here) else None
+                if key is not None and key in where.index:
+                    with Image.open(root / where[key]) as opened:
+                        tile = opened.convert("RGB")
+                    tile.thumbnail((GRID_TILE, GRID_TILE))
+                    ax.imshow(np.asarray(tile), interpolation="nearest")
+                if r == 0:
+                    ax.set_title(
+                        f"{model}\nseed {seeds_here[si]}" if si < len(seeds_here) else model, fontsize=7
+                    )
+        axes[r][0].set_ylabel(
+            "\n".join(textwrap.wrap(text, 28)[:3]), fontsize=7, rotation=0, ha="right", va="center"
+        )
+    fig.suptitle(f"{prompt_set}: the same prompts and seeds across models", fontsize=9)
+    return _finish(plt, fig, path)
+
+
+# ----------------------------------------------------------------------------------------- the report
+
+
+def ordered(values: Sequence[str], first: Sequence[str]) -> list[str]:
+    """``values`` with those in ``first`` first (in that order), the rest in their own order."""
+    head = [v for v in dict.fromkeys(first) if v in values]
+    return head + [v for v in dict.fromkeys(values) if v not in head]
+
+
+def scorer_lines(infos: dict[str, Any]) -> list[list[str]]:
+    """Rows of the scorer table: metric, kind, weights loaded."""
+    rows = []
+    for metric, info in infos.items():
+        kind = "programmatic (exact)" if info.get("kind") == "programmatic" else "learned (weights below)"
+        weights = {
+            k: v
+            for k, v in info.items()
+            if k not in ("metric", "formula", "stored", "preprocess", "kind", "range", "dtype", "name")
+        }
+        rows.append([metric, kind, "; ".join(f"{k}={v}" for k, v in weights.items()) or "–"])
+    return rows
+
+
+def build_report(
+    table: pd.DataFrame,
+    meta: dict[str, Any],
+    out_dir: str | Path,
+    eval_cfg: EvalConfig,
+    manifest: pd.DataFrame | None = None,
+    images_root: str | Path | None = None,
+    grid_prompts: int = 8,
+    grid_seeds: int = 4,
+    title: str = "inpo evaluation report",
+) -> dict[str, Path]:
+    """Write ``report.md``, ``report.html``, ``winrates.json`` and ``charts/*.png`` into ``out_dir``."""
+    from evaluation.score import comparison
+    from inpo.io import write_text_atomic
+
+    out = Path(out_dir)
+    charts = out / "charts"
+    baseline = eval_cfg.baseline
+    models = ordered(list(table["model"]), [baseline, *meta.get("models", [])])
+    others = [m for m in models if m != baseline]
+    infos: dict[str, Any] = meta.get("scorers", {})
+    summary = summarize_scores(table)
+    compared = comparison(table, eval_cfg)
+    blocks: list[Block] = [("h1", title)]
+    blocks.append(
+        (
+            "p",
+            f"Models: {', '.join(models)}; baseline: {baseline}. Every model generated the same prompts "
+            f"with the same seeds (the same initial noise). Win-rates resample prompts with all their "
+            f"seeds ({eval_cfg.bootstrap_unit} bootstrap, {eval_cfg.bootstrap_samples} samples).",
+        )
+    )
+    blocks.append(
+        Table(
+            "Scorers and the weights they loaded (learned scorers are results only with the "
+            "published weights)",
+            ["metric", "kind", "loaded"],
+            scorer_lines(infos),
+        )
+    )
+    for prompt_set in ordered(list(table["prompt_set"]), []):
+        metrics = ordered(list(table[table["prompt_set"] == prompt_set]["metric"]), list(infos))
+        blocks.append(("h2", f"Prompt set: {prompt_set}"))
+        blocks.append(median_table(summary, prompt_set, models, metrics))
+        if prompt_set in PER_CATEGORY_SETS:
+            by_cat = summarize_scores(table, by_category=True)
+            blocks += [category_table(by_cat, prompt_set, models, m) for m in metrics]
+        if others:
+            blocks.append(winrate_table(compared, prompt_set, others, metrics, baseline, eval_cfg.confidence))
+            blocks.append(gain_table(compared, prompt_set, others, metrics, baseline, eval_cfg.confidence))
+            path = plot_winrates(
+                compared,
+                prompt_set,
+                others,
+                metrics,
+                baseline,
+                charts / f"winrates_{safe_name(prompt_set)}.png",
+            )
+            blocks.append(Figure(path, f"{prompt_set}: win-rate over {baseline} with intervals"))
+        guards = {m: meta.get("guards", {}).get(m, {}).get(prompt_set, {}) for m in models}
+        if any(guards.values()):
+            names = sorted({k for g in guards.values() for k in g})
+            rows = [[m, *[f"{guards[m][k]:.4f}" if k in guards[m] else "–" for k in names]] for m in models]
+            blocks.append(
+                Table(
+                    f"{prompt_set}: guard metrics training never sees (diversity: mean RMS distance "
+                    "between images of the same prompt; 0 = collapse)",
+                    ["model", *names],
+                    rows,
+                )
+            )
+        path = plot_distributions(
+            table, prompt_set, models, metrics, charts / f"scores_{safe_name(prompt_set)}.png"
+        )
+        blocks.append(Figure(path, f"{prompt_set}: per-image score distributions"))
+        if manifest is not None and images_root is not None:
+            path = plot_image_grid(
+                manifest,
+                Path(images_root),
+                prompt_set,
+                models,
+                charts / f"grid_{safe_name(prompt_set)}.png",
+                grid_prompts,
+                grid_seeds,
+            )
+            blocks.append(Figure(path, f"{prompt_set}: the same prompts and seeds across models"))
+    blocks.append(("h2", "Scorer details"))
+    blocks.append(("pre", json.dumps(infos, indent=1, default=str)))
+    if meta.get("generation"):
+        blocks.append(("h2", "Generation settings"))
+        blocks.append(("pre", json.dumps(meta["generation"], indent=1, default=str)))
+    paths = {
+        "markdown": write_text_atomic(out / "report.md", render_markdown(blocks, out)),
+        "html": write_text_atomic(out / "report.html", render_html(blocks, title)),
+        "winrates": write_text_atomic(
+            out / "winrates.json", json.dumps(winrates_json(compared), indent=1) + "\n"
+        ),
+    }
+    return paths

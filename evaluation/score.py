@@ -1,0 +1,169 @@
+"""Score every generated image with every configured scorer; statistics against the baseline.
+
+    table, meta = score_generated(cfg.eval, generate_root, device="cuda")
+    write_scores(table, "outputs/score/scores.parquet", meta)      # one row per image and metric
+    metrics = flat_metrics(table, cfg.eval, meta["guards"])          # for metrics.json / MLflow
+
+For the toy world's prompt set two guard metrics that training never sees are added
+(:mod:`inpo.toyworld.metrics`): ``prompt_following`` per image (1 when colour, shape and background
+all match the prompt) and, per model, the ``diversity`` of each prompt's images across seeds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from evaluation.compare import compare_to_baseline, summarize_scores
+from evaluation.prompts import EvalItem
+from evaluation.score_table import concat_scores, score_rows
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from inpo.config.sections import EvalConfig
+
+GUARD_PROMPT_SET = "toy"  # the prompt set whose prompts the toy world's classifier can read
+GUARD_METRIC = "prompt_following"
+GUARD_INFO = {
+    "metric": GUARD_METRIC,
+    "kind": "programmatic",
+    "formula": "1 if the classified colour, shape and background all match the prompt (inpo.toyworld.metrics)",
+}
+LOAD_CHUNK = 256  # images decoded at a time
+
+
+def manifest_items(rows: pd.DataFrame) -> list[EvalItem]:
+    """The evaluation items of manifest rows, in row order."""
+    return [
+        EvalItem(str(r.prompt_set), str(r.prompt_id), str(r.prompt), int(r.seed), str(r.category))
+        for r in rows.itertuples(index=False)
+    ]
+
+
+def load_images(root: str | Path, paths: Sequence[str]) -> list[Image.Image]:
+    """Decode images (RGB) at ``root/path`` for each path."""
+    from PIL import Image
+
+    out = []
+    for rel in paths:
+        with Image.open(Path(root) / rel) as img:
+            out.append(img.convert("RGB"))
+    return out
+
+
+def score_rows_of(scorer: Any, rows: pd.DataFrame, root: str | Path, progress: Any = None) -> np.ndarray:
+    """``scorer.score`` of each manifest row's image and prompt, decoded ``LOAD_CHUNK`` at a time → [N]."""
+    values = []
+    for start in range(0, len(rows), LOAD_CHUNK):
+        chunk = rows.iloc[start : start + LOAD_CHUNK]
+        images = load_images(root, chunk["path"].tolist())
+        values.append(
+            np.asarray(scorer.score(images, chunk["prompt"].tolist()), dtype=np.float64).reshape(-1)
+        )
+        if progress is not None:
+            progress.update(len(chunk))
+    return np.concatenate(values) if values else np.zeros(0)
+
+
+def guard_metrics(rows: pd.DataFrame, root: str | Path) -> tuple[np.ndarray, float]:
+    """Prompt-following per image ([N] of 0/1) and the diversity of one model's toy images."""
+    from inpo.toyworld.metrics import diversity, prompt_following
+
+    images = load_images(root, rows["path"].tolist())
+    prompts = rows["prompt"].tolist()
+    follows = np.array([prompt_following([img], [p])["accuracy"] for img, p in zip(images, prompts)])
+    spread = diversity(images, prompts) if rows.groupby("prompt").size().max() > 1 else float("nan")
+    return follows, spread
+
+
+def score_generated(
+    eval_cfg: EvalConfig,
+    manifest: pd.DataFrame,
+    root: str | Path,
+    device: str = "cpu",
+    scorers: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The score table of every manifest image under every scorer of ``eval.scorers`` (or the given
+    ``scorers``, name → object), plus the toy guards. Returns ``(table, metadata)``; metadata holds
+    ``scorers`` (metric → ``info()``) and ``guards`` (model → prompt set → {"diversity": x})."""
+    from tqdm.auto import tqdm
+
+    from evaluation.scorers import build_scorer
+
+    names = list(scorers) if scorers is not None else list(eval_cfg.scorers)
+    tables, infos = [], {}
+    bar = tqdm(total=len(manifest) * len(names), desc="score", disable=not progress, mininterval=2.0)
+    for name in names:
+        scorer = scorers[name] if scorers is not None else build_scorer(name, eval_cfg, device=device)
+        metric = str(scorer.name)
+        infos[metric] = scorer.info()
+        bar.set_postfix_str(metric)
+        for (model, prompt_set), rows in manifest.groupby(["model", "prompt_set"], sort=False):
+            try:
+                values = score_rows_of(scorer, rows, root, bar)
+            except ValueError as err:
+                raise ValueError(f"scorer {name!r} on {model}/{prompt_set}: {err}") from err
+            tables.append(score_rows(str(model), metric, manifest_items(rows), values))
+        del scorer
+    bar.close()
+    guards: dict[str, dict[str, dict[str, float]]] = {}
+    toy = manifest[manifest["prompt_set"] == GUARD_PROMPT_SET]
+    for model, rows in toy.groupby("model", sort=False):
+        follows, spread = guard_metrics(rows, root)
+        tables.append(score_rows(str(model), GUARD_METRIC, manifest_items(rows), follows))
+        guards.setdefault(str(model), {})[GUARD_PROMPT_SET] = {"diversity": spread}
+    if len(toy):
+        infos[GUARD_METRIC] = GUARD_INFO
+    if not tables:
+        raise ValueError("nothing to score: the manifest is empty or no scorer is configured (eval.scorers)")
+    return concat_scores(tables), {"scorers": infos, "guards": guards}
+
+
+def comparison(table: pd.DataFrame, eval_cfg: EvalConfig) -> pd.DataFrame:
+    """Every model against ``eval.baseline`` with ``eval``'s bootstrap settings."""
+    return compare_to_baseline(
+        table,
+        eval_cfg.baseline,
+        samples=eval_cfg.bootstrap_samples,
+        confidence=eval_cfg.confidence,
+        seed=eval_cfg.bootstrap_seed,
+        unit=eval_cfg.bootstrap_unit,
+    )
+
+
+def metric_key(*parts: object) -> str:
+    """``model/prompt_set/metric/stat`` with characters MLflow refuses replaced by ``_``."""
+    return "/".join(re.sub(r"[^\w.\- ]", "_", str(p)) for p in parts)
+
+
+WIN_STATS = ("win_rate", "win_low", "win_high", "mean_gain", "gain_low", "gain_high")
+
+
+def flat_metrics(
+    table: pd.DataFrame, eval_cfg: EvalConfig, guards: dict[str, Any], compared: pd.DataFrame | None = None
+) -> dict[str, float]:
+    """Flat ``{model/prompt_set/metric/stat: number}``: ``n``, ``mean``, ``median`` for every model;
+    win-rate and mean gain vs ``eval.baseline`` with interval bounds and ``beats`` (0/1) for the
+    others; ``model/toy/diversity`` for the toy guard. Raw values (HPS/CLIP as cosines)."""
+    out: dict[str, float] = {}
+    for row in summarize_scores(table).itertuples(index=False):
+        for stat in ("n", "mean", "median"):
+            out[metric_key(row.model, row.prompt_set, row.metric, stat)] = float(getattr(row, stat))
+    compared = comparison(table, eval_cfg) if compared is None else compared
+    for row in compared.itertuples(index=False):
+        for stat in WIN_STATS:
+            out[metric_key(row.model, row.prompt_set, row.metric, stat)] = float(getattr(row, stat))
+        out[metric_key(row.model, row.prompt_set, row.metric, "beats")] = float(bool(row.beats))
+    for model, per_set in guards.items():
+        for prompt_set, values in per_set.items():
+            for name, value in values.items():
+                if value == value:  # not NaN (one seed per prompt has no diversity)
+                    out[metric_key(model, prompt_set, name)] = float(value)
+    return out
