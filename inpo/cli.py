@@ -18,7 +18,16 @@ from .config import DEFAULT_PARAMS, ConfigError, load_config
 # command words -> (module, one-line help). Imported lazily so `inpo --help` is instant.
 STAGES: dict[tuple[str, ...], tuple[str, str]] = {
     ("config",): ("inpo.stages.show_config", "Print the validated config (after overrides) as YAML"),
+    ("check",): ("inpo.stages.check", "Pre-flight: validate config, load every weight and the data, estimate memory"),
     ("prepare",): ("inpo.stages.prepare", "Filter the pair source into a validated pair index"),
+    ("sft",): ("inpo.stages.sft", "Optional SFT of the reference on the winners (sft.enabled)"),
+    ("train",): ("inpo.stages.train", "Preference-train each method of `methods` (or --method M)"),
+    ("generate",): ("inpo.stages.generate", "Fixed-seed images of the base and every trained method (resumable)"),
+    ("score",): ("inpo.stages.score", "Score every generated image; medians, means, win-rates with intervals"),
+    ("report",): ("inpo.stages.report", "Markdown/HTML report: tables, win-rate charts, image grids"),
+    ("relabel",): ("inpo.stages.relabel", "AI feedback: relabel the pair set's winners with a scorer"),
+    ("toy", "base"): ("inpo.stages.toy_base", "Train the toy world's base model from scratch on CPU"),
+    ("toy", "pairs"): ("inpo.stages.toy_pairs", "Sample toy base pairs, label them with the oracle (Pick-a-Pic v2 parquet)"),
 }
 
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .sections import (
     DataConfig,
     EvalConfig,
@@ -55,9 +53,20 @@ class Config:
             raise ConfigError(f"methods: {self.methods} lists a method twice")
 
 
+def load_yaml_text(text: str) -> Any:
+    """YAML 1.2 (as DVC reads and writes params.yaml): ``no``/``on`` stay strings, ``1e-5`` is a float.
+
+    PyYAML's YAML 1.1 would read ``no`` as False, and ``dvc exp run -S`` rewrites params.yaml
+    without quotes, so both sides must agree on 1.2.
+    """
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(text)
+
+
 def _parse_value(text: str) -> Any:
     """An override's value is YAML: ``2000`` → int, ``1e-5`` → float, ``[inpo, dpo]`` → list."""
-    value = yaml.safe_load(text) if text.strip() else ""
+    value = load_yaml_text(text) if text.strip() else ""
     if isinstance(value, str):
         # YAML 1.1 reads "1e-5" as a string; accept scientific notation as a float.
         try:
@@ -101,8 +110,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
+        raw = load_yaml_text(path.read_text()) or {}
+    except Exception as err:  # ruamel.yaml's YAMLError (parser and scanner errors)
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")

@@ -15,7 +15,9 @@ from ..io import write_json_atomic
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", default=None, help="train only this method (default: every one in `methods`)")
+    parser.add_argument(
+        "--method", default=None, help="train only this method (default: every one in `methods`)"
+    )
 
 
 def starting_model(cfg: Config) -> ModelConfig:
@@ -48,7 +50,12 @@ def run(cfg: Config, method: str | None = None) -> None:
             validate=validation_hook(cfg),
         )
         result = train(cfg, spec)
-        summary = {"method": name, "steps": result.steps, "skipped_nonfinite": result.skipped_nonfinite, **result.last}
+        summary = {
+            "method": name,
+            "steps": result.steps,
+            "skipped_nonfinite": result.skipped_nonfinite,
+            **result.last,
+        }
         write_json_atomic(spec.out_dir / "summary.json", summary)
         write_curve_tsv(result.metrics_path, layout.training_curve(cfg, name))  # for `dvc plots`
         print(json.dumps(summary))

@@ -1,0 +1,145 @@
+"""The Prefect flow ``inpo`` (deployment ``full``): one task per DVC stage of the pipeline.
+
+    prefect deployment run inpo/full -p 'overrides=["method.inpo.beta=2000"]' -p max_steps=50
+
+Order: lock the workspace (one flow run at a time) → pre-flight (config, weights, data: a bad
+override fails here, before any training) → write the overrides into ``params.yaml`` the way
+``dvc exp run -S`` does → ``dvc repro --single-item <stage>`` per stage (unchanged stages are
+skipped by DVC; ``dvc.lock`` records what ran) → each stage logged to MLflow from its files, tagged
+``cached`` when DVC skipped it → ``params.yaml`` restored (the overrides belong to this run only;
+``dvc.lock`` and MLflow keep them). Stage output is forwarded to the Prefect run logs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from flows.workspace import (
+    PIPELINE_END,
+    StageError,
+    named_overrides,
+    pipeline_stages,
+    project_root,
+    run_check,
+    run_dvc_stage,
+    workspace_lock,
+    write_params,
+)
+
+STAGE_RETRIES = 2
+
+
+def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a stage only for failures a retry can fix (see ``flows.workspace.TRANSIENT_PATTERNS``)."""
+    try:
+        state.result()
+    except StageError as err:
+        return err.transient
+    except Exception:
+        return False
+    return False
+
+
+@task(name="preflight", task_run_name="preflight", cache_policy=NO_CACHE)
+def preflight(root: str, overrides: list[str]) -> list[str]:
+    """Validate the config with the overrides, then ``inpo check`` (weights, data, memory); return the stages."""
+    from inpo.config import ConfigError, load_config
+
+    logger = get_run_logger()
+    try:
+        cfg = load_config(Path(root) / "params.yaml", overrides)
+    except ConfigError as err:
+        raise ValueError(f"bad parameters: {err}") from None
+    logger.info("overrides: %s", overrides or "(none)")
+    run_check(Path(root), overrides, logger.info)
+    return list(cfg.methods)
+
+
+@task(name="set-params", task_run_name="set-params", cache_policy=NO_CACHE)
+def set_params(root: str, overrides: list[str]) -> None:
+    write_params(Path(root) / "params.yaml", overrides)
+
+
+@task(
+    name="stage",
+    task_run_name="{stage}",
+    cache_policy=NO_CACHE,
+    retries=STAGE_RETRIES,
+    retry_delay_seconds=5,
+    retry_condition_fn=_retry_transient,
+)
+def dvc_stage(root: str, stage: str) -> dict[str, Any]:
+    logger = get_run_logger()
+    result = run_dvc_stage(Path(root), stage, logger.info)
+    logger.info(
+        "%s: %s in %.1f s", stage, "cached (skipped by DVC)" if result.cached else "ran", result.seconds
+    )
+    return {"stage": stage, "cached": result.cached, "seconds": round(result.seconds, 2)}
+
+
+@task(name="track", task_run_name="track-{stage}", cache_policy=NO_CACHE)
+def track_stage(tracker: Any, stage: str, cached: bool) -> str:
+    return tracker.log_stage(stage, cached=cached)
+
+
+@flow(name="inpo", log_prints=True)
+def inpo(
+    overrides: list[str] | None = None,
+    methods: list[str] | None = None,
+    beta: float | None = None,
+    inversion_steps: int | None = None,
+    max_steps: int | None = None,
+    model: str | None = None,
+    prompt_sets: list[str] | None = None,
+    until: str = PIPELINE_END,
+    track: bool = True,
+    workspace: str | None = None,
+) -> list[dict[str, Any]]:
+    """Run the pipeline with config overrides (dotted ``section.key=value`` strings; the named
+    parameters are shortcuts for common ones and come first, so ``overrides`` wins)."""
+    import yaml
+
+    from inpo.config import load_config
+
+    root = Path(workspace).resolve() if workspace else project_root()
+    params_path = root / "params.yaml"
+    raw = yaml.safe_load(params_path.read_text()) or {}
+    all_overrides = named_overrides(raw, methods, beta, inversion_steps, max_steps, model, prompt_sets)
+    all_overrides += list(overrides or [])
+    logger = get_run_logger()
+    with workspace_lock(root, holder=f"flow run {flow_run.get_id()}"):
+        preflight(str(root), all_overrides)
+        original = params_path.read_bytes()
+        results: list[dict[str, Any]] = []
+        tracker = None
+        try:
+            set_params(str(root), all_overrides)
+            cfg = load_config(params_path)
+            stages = pipeline_stages(cfg, root, until)
+            logger.info("stages: %s", ", ".join(stages))
+            if track and cfg.tracking.enabled:
+                from inpo.tracking import PipelineTracker
+
+                tracker = PipelineTracker(cfg, root)
+                tracker.start(
+                    run_name=flow_run.get_name(), tags={"prefect.flow_run_id": str(flow_run.get_id())}
+                )
+            for stage in stages:
+                result = dvc_stage(str(root), stage)
+                results.append(result)
+                if tracker is not None:
+                    track_stage(tracker, stage, result["cached"])
+        except BaseException:
+            if tracker is not None:
+                tracker.finish("FAILED")
+            raise
+        finally:
+            params_path.write_bytes(original)
+        if tracker is not None:
+            tracker.finish("FINISHED")
+        return results

@@ -1,0 +1,229 @@
+"""What the Prefect flow does to a workspace, without Prefect: lock it, set params, run DVC stages.
+
+Kept apart from :mod:`flows.inpo_flow` so it can be read (and tested) on its own. No math and no
+argument parsing here: config comes from ``params.yaml`` + dotted overrides (:mod:`inpo.config`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inpo.params_file import write_params  # noqa: F401  (the flow's params writer)
+
+LOCK_FILE = ".inpo-flow.lock"
+PIPELINE_END = "report"
+# Output of a failed stage that means "try again" rather than "fix something" (retried by the flow).
+TRANSIENT_PATTERNS = (
+    r"Unable to acquire lock",  # another dvc process held the repo lock for a moment
+    r"Connection(Error| reset| refused| aborted)",
+    r"Temporary failure in name resolution",
+    r"Read timed out|timed out",
+    r"HTTP Error 5\d\d|status(_code)?[ =:]+5\d\d",
+    r"NCCL (error|WARN)",
+)
+TRANSIENT_RETURN_CODES = (-9, 137)  # killed (pre-emption, the OOM killer of a busy node)
+
+
+class WorkspaceBusyError(RuntimeError):
+    """Another flow run holds this workspace."""
+
+
+class StageError(RuntimeError):
+    """A stage command failed; ``transient`` says whether a retry may help."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass
+class StageResult:
+    stage: str
+    cached: bool  # DVC skipped it (unchanged, or restored from its run cache)
+    seconds: float
+
+
+# ---------------------------------------------------------------- the workspace
+
+
+def project_root() -> Path:
+    """The workspace the flow works on: ``$INPO_WORKSPACE``, else the checkout holding this file."""
+    return Path(os.environ.get("INPO_WORKSPACE") or Path(__file__).resolve().parents[1]).resolve()
+
+
+def stage_env(root: Path) -> dict[str, str]:
+    """Environment for stage commands: the project's ``.venv/bin`` (or this interpreter's bin) first on PATH."""
+    venv_bin = root / ".venv" / "bin"
+    bin_dir = venv_bin if venv_bin.is_dir() else Path(sys.executable).parent
+    env = dict(os.environ)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    # the workspace's own code first, even when the venv holds an editable install of another checkout
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@contextmanager
+def workspace_lock(root: Path, holder: str) -> Iterator[None]:
+    """Hold ``<root>/.inpo-flow.lock`` (an OS lock: freed if the process dies) or refuse clearly."""
+    path = root / LOCK_FILE
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        info = fh.read().strip() or "unknown holder"
+        fh.close()
+        raise WorkspaceBusyError(
+            f"workspace {root} is busy: another inpo flow run holds {path} ({info}). One flow run per "
+            "workspace at a time: wait for it to finish (or cancel it), or use another checkout."
+        ) from None
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(
+            json.dumps({"holder": holder, "pid": os.getpid(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        )
+        fh.flush()
+        yield
+    finally:
+        fh.seek(0)
+        fh.truncate()
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fh.close()
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def named_overrides(
+    raw: dict[str, Any],
+    methods: list[str] | None = None,
+    beta: float | None = None,
+    inversion_steps: int | None = None,
+    max_steps: int | None = None,
+    model: str | None = None,
+    prompt_sets: list[str] | None = None,
+) -> list[str]:
+    """The flow's named parameters as dotted overrides (``beta`` goes to every listed method with a β)."""
+    out: list[str] = []
+    if methods is not None:
+        out.append(f"methods=[{','.join(methods)}]")
+    if beta is not None:
+        chosen = methods if methods is not None else list(raw.get("methods") or [])
+        method_sections = raw.get("method") or {}
+        out += [f"method.{m}.beta={beta}" for m in chosen if "beta" in (method_sections.get(m) or {})]
+    if inversion_steps is not None:
+        out.append(f"method.inpo.inversion.steps={inversion_steps}")
+    if max_steps is not None:
+        out.append(f"train.max_steps={max_steps}")
+    if model is not None:
+        out.append(f"model.pretrained={model}")
+    if prompt_sets is not None:
+        out.append(f"eval.prompt_sets=[{','.join(prompt_sets)}]")
+    return out
+
+
+# ---------------------------------------------------------------- stages
+
+
+def pipeline_stages(cfg: Any, root: Path, until: str = PIPELINE_END) -> list[str]:
+    """DVC stage names to run, in order, up to and including ``until`` (a stage kind: ``train`` means
+    every ``train@<method>``). ``toy_pairs`` is included when ``data.source`` is the toy world's pairs."""
+    declared = list((yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages", {}))
+    kinds = [
+        k for k in ("toy_pairs", "prepare", "sft", "train", "generate", "score", "report") if k in declared
+    ]
+    if until not in kinds:
+        raise ValueError(f"until={until!r}: expected one of {', '.join(kinds)}")
+    kinds = kinds[: kinds.index(until) + 1]
+    toy_data = Path(root / cfg.data.source).resolve() == Path(root / cfg.toy.pairs.out).resolve()
+    names: list[str] = []
+    for kind in kinds:
+        if kind == "toy_pairs" and not toy_data:
+            continue
+        names += [f"train@{m}" for m in cfg.methods] if kind == "train" else [kind]
+    return names
+
+
+_SPLIT = re.compile(r"[\r\n]+")
+
+
+def stream_command(
+    cmd: list[str],
+    root: Path,
+    log: Callable[[str], None],
+    tail_lines: int = 40,
+    progress_every_s: float = 2.0,
+) -> tuple[int, str]:
+    """Run ``cmd`` in ``root``, forwarding each output line to ``log`` (progress bars at most every
+    ``progress_every_s`` seconds); return (exit code, the last ``tail_lines`` lines)."""
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=stage_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    assert proc.stdout is not None
+    tail: deque[str] = deque(maxlen=tail_lines)
+    pending, last_progress = "", 0.0
+    while chunk := proc.stdout.read1(65536):  # type: ignore[attr-defined]
+        parts = _SPLIT.split(pending + chunk.decode(errors="replace"))
+        pending = parts.pop()
+        for line in (p.rstrip() for p in parts):
+            if not line:
+                continue
+            is_progress = "%|" in line or "it/s]" in line
+            now = time.monotonic()
+            if is_progress and now - last_progress < progress_every_s and "100%" not in line:
+                continue
+            last_progress = now if is_progress else last_progress
+            tail.append(line)
+            log(line)
+    if pending.strip():
+        tail.append(pending.rstrip())
+        log(pending.rstrip())
+    return proc.wait(), "\n".join(tail)
+
+
+def is_transient(returncode: int, output: str) -> bool:
+    return returncode in TRANSIENT_RETURN_CODES or any(re.search(p, output) for p in TRANSIENT_PATTERNS)
+
+
+def run_dvc_stage(root: Path, stage: str, log: Callable[[str], None]) -> StageResult:
+    """``dvc repro --single-item <stage>``: runs it if its deps/params changed, else DVC skips it."""
+    start = time.perf_counter()
+    lines: list[str] = []
+
+    def keep(line: str) -> None:
+        if "stage" in line.lower():
+            lines.append(line)
+        log(line)
+
+    rc, tail = stream_command(["dvc", "repro", "--single-item", stage], root, keep)
+    if rc != 0:
+        raise StageError(
+            f"stage {stage} failed (dvc exit code {rc}):\n{tail}", transient=is_transient(rc, tail)
+        )
+    ran = any(f"Running stage '{stage}'" in line for line in lines)
+    return StageResult(stage=stage, cached=not ran, seconds=time.perf_counter() - start)
+
+
+def run_check(root: Path, overrides: list[str], log: Callable[[str], None]) -> None:
+    """``inpo check <overrides>``: weights, data and config are usable; raises with its message."""
+    rc, tail = stream_command(["inpo", "check", "--params", "params.yaml", *overrides], root, log)
+    if rc != 0:
+        raise StageError(f"pre-flight `inpo check` failed:\n{tail}", transient=False)

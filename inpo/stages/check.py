@@ -1,0 +1,181 @@
+"""``inpo check``: pre-flight before GPU hours are spent.
+
+Validates the config (done by the CLI before this runs), finds the pair data (or the stage that
+will make it), loads every configured weight (base model components, the evaluation scorers), and
+prints what will run and a memory estimate per device. Exits nonzero with the reason on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import layout
+from ..config import Config
+
+GIB = 1024**3
+BYTES = {"no": 4, "fp16": 2, "bf16": 2}
+
+
+class CheckError(RuntimeError):
+    """A pre-flight failure; the message names the setting at fault."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-weights", action="store_true", help="skip loading weights (config and data only)"
+    )
+
+
+# ---------------------------------------------------------------- data
+
+
+def toy_data_planned(cfg: Config) -> bool:
+    """The toy world makes its pairs in the pipeline's first stage (``inpo toy pairs``)."""
+    return (
+        cfg.model.family == "toy" and Path(cfg.data.source).resolve() == layout.toy_pairs_dir(cfg).resolve()
+    )
+
+
+def _looks_local(source: str) -> bool:
+    first = Path(source).parts[0] if Path(source).parts else source
+    return source.startswith((".", "/", "~")) or Path(first).exists()
+
+
+def check_data(cfg: Config) -> str:
+    """One line about the pair source; raises :class:`CheckError` naming ``data.source`` when unusable."""
+    from ..data.sources import PairDataError, resolve_source
+
+    source = cfg.data.source
+    if not Path(source).exists():
+        if toy_data_planned(cfg):
+            return f"data.source: {source} (made by the toy_pairs stage)"
+        if _looks_local(source) or os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise CheckError(
+                f"data.source: {source!r} does not exist (expected parquet shard(s) or a save_to_disk folder)"
+            )
+    try:
+        found = resolve_source(source, cfg.data.format, cfg.data.split)
+    except PairDataError as err:
+        raise CheckError(str(err)) from None
+    line = f"data.source: {source} ({found.kind}, {len(found.shards)} shard(s))"
+    index = layout.pair_index(cfg)
+    if index.is_file():
+        import pyarrow.parquet as pq
+
+        line += f"; pair index {index}: {pq.ParquetFile(index).metadata.num_rows} pairs"
+    return line
+
+
+# ---------------------------------------------------------------- weights and memory
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    trainable_params: int
+    frozen_params: int
+    unet_params: int
+    gib_per_device: float
+    formula: str
+
+
+def estimate_memory(
+    cfg: Config, unet_params: int, trainable_params: int, frozen_params: int
+) -> MemoryEstimate:
+    """Training state per device, activations excluded: fp32 master weights + grads + AdamW moments
+    of the trainable parameters (16 B each; Adafactor ~8 B), the frozen reference UNet copy at the
+    training precision (none with LoRA: the adapter is switched off), text encoders and VAE."""
+    half = BYTES[cfg.train.mixed_precision]
+    per_trainable = 16 if cfg.train.optimizer == "adamw" else 8
+    lora = cfg.model.lora.enabled
+    policy_frozen = (unet_params if lora else 0) * 4  # the base UNet under a LoRA adapter
+    reference = 0 if lora else unet_params * half
+    total = trainable_params * per_trainable + policy_frozen + reference + frozen_params * half
+    formula = (
+        f"{trainable_params:,} trainable × {per_trainable} B + reference {reference / GIB:.2f} GiB"
+        f" + frozen encoders {frozen_params:,} × {half} B"
+    )
+    return MemoryEstimate(trainable_params, frozen_params, unet_params, total / GIB, formula)
+
+
+def check_weights(cfg: Config) -> list[str]:
+    """Load the base components and every configured scorer; lines describing what loaded."""
+    import torch
+
+    from ..models import load_components
+    from ..models.reference import add_lora_adapter, lora_parameters
+
+    lines = []
+    try:
+        components = load_components(cfg.model)
+    except Exception as err:  # missing folder, wrong family, hub unreachable: say which setting
+        raise CheckError(f"model.pretrained: cannot load {cfg.model.pretrained!r}: {err}") from None
+    unet = components.unet
+    unet_params = sum(p.numel() for p in unet.parameters())
+    frozen = sum(
+        p.numel()
+        for m in (components.vae, components.text_encoder, components.text_encoder_2)
+        if m is not None
+        for p in m.parameters()
+    )
+    trainable = unet_params
+    if cfg.model.lora.enabled:
+        add_lora_adapter(unet, cfg.model.lora)
+        trainable = sum(p.numel() for p in lora_parameters(unet))
+    lines.append(f"model: {cfg.model.family} {cfg.model.pretrained} (UNet {unet_params:,} parameters)")
+    estimate = estimate_memory(cfg, unet_params, trainable, frozen)
+    devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] or ["cpu"]
+    for i, name in enumerate(devices):
+        lines.append(
+            f"memory, device {i} ({name}): ~{estimate.gib_per_device:.2f} GiB + activations "
+            f"(grow with train.pairs_per_device={cfg.train.pairs_per_device} × resolution²)"
+        )
+    lines.append(f"  = {estimate.formula}")
+    from evaluation.scorers.base import build_scorer
+
+    for name in cfg.eval.scorers:
+        try:
+            build_scorer(name, cfg.eval)
+        except Exception as err:
+            raise CheckError(f"eval.scorers: cannot load scorer {name!r}: {err}") from None
+        lines.append(f"scorer {name}: loaded")
+    return lines
+
+
+def plan(cfg: Config) -> list[str]:
+    """What the pipeline will run with this config."""
+    steps = f"{cfg.train.max_steps} steps × {cfg.train.pairs_per_device} pairs/device × accumulation {cfg.train.grad_accum}"
+    out = []
+    if toy_data_planned(cfg):
+        out.append(f"toy_pairs: {cfg.toy.pairs.pairs_per_prompt} pairs per prompt → {cfg.toy.pairs.out}")
+    out.append(f"prepare: {cfg.data.source} → {layout.pair_index(cfg)}")
+    out.append(
+        f"sft: {'on, ' + str(cfg.sft.max_steps) + ' steps' if cfg.sft.enabled else 'off (reference = base)'}"
+    )
+    for m in cfg.methods:
+        beta = getattr(getattr(cfg.method, m), "beta", None)
+        out.append(f"train@{m}: {steps}" + (f", beta={beta}" if beta is not None else ""))
+    out.append(
+        f"generate: base + {', '.join(cfg.methods)} on {', '.join(cfg.eval.prompt_sets)}, {cfg.sample.steps} steps"
+    )
+    out.append(f"score: {', '.join(cfg.eval.scorers)}; report vs {cfg.eval.baseline}")
+    return out
+
+
+def run(cfg: Config, no_weights: bool = False) -> None:
+    print("config: valid")
+    try:
+        print(check_data(cfg))
+        if not no_weights:
+            for line in check_weights(cfg):
+                print(line)
+    except CheckError as err:
+        print(f"inpo check: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print("will run:")
+    for line in plan(cfg):
+        print(f"  {line}")
+    print("check: OK")

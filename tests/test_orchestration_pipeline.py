@@ -1,0 +1,307 @@
+"""End to end on a tiny world: Prefect server + served deployment ``inpo/full`` → DVC stages → MLflow.
+
+One shared pipeline run (module fixture): a project copy (fresh git repo) with a tiny SD1.5-shaped
+model and a 12-pair fixture; a real Prefect server on loopback; ``python -m flows.serve`` serving
+``inpo/full``; one flow run up to ``train`` (prepare, sft, train@inpo, train@dpo; 2 steps each).
+The other tests read what that run left: the Prefect API, ``dvc repro`` in the same copy, MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from inpo.testing.workspace import tiny_workspace
+
+pytestmark = pytest.mark.slow
+UNTIL = "train"  # generate/score/report join the flow run here once their commands exist
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _env(ws: Path, api: str, home: Path) -> dict[str, str]:
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ws),
+        "INPO_WORKSPACE": str(ws),
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DVC_NO_ANALYTICS": "1",
+    }
+
+
+def _run_deployment(env: dict[str, str], ws: Path, *params: str) -> str:
+    """``prefect deployment run inpo/full --watch``; return the flow run id."""
+    args = [sys.executable, "-m", "prefect", "deployment", "run", "inpo/full", "--watch"]
+    for p in params:
+        args += ["--param", p]
+    out = subprocess.run(args, cwd=ws, env=env, capture_output=True, text=True, timeout=400)
+    text = out.stdout + out.stderr
+    ids = [w for w in text.replace("'", " ").split() if len(w) == 36 and w.count("-") == 4]
+    assert ids, f"no flow run id in the output of {args}:\n{text}"
+    return ids[0]
+
+
+def _flow_run(api: str, run_id: str) -> dict:
+    return httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()
+
+
+def _task_names(api: str, run_id: str) -> list[str]:
+    body = {"flow_runs": {"id": {"any_": [run_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
+    return [t["name"] for t in httpx.post(f"{api}/task_runs/filter", json=body, timeout=10).json()]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    t0 = time.perf_counter()
+    base = tmp_path_factory.mktemp("orchestration")
+    ws = tiny_workspace(base / "ws")
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = _env(ws, api, base / "prefect-home")
+    log = open(base / "server.log", "w")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--analytics-off",
+        ],
+        cwd=base,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    served = None
+    try:
+        _wait_http(f"{api}/health", 90, server)
+        served = subprocess.Popen(
+            [sys.executable, "-m", "flows.serve"],
+            cwd=ws,
+            env=env,
+            stdout=open(base / "serve.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
+        _wait_http(f"{api}/deployments/name/inpo/full", 90, served)
+        t1 = time.perf_counter()
+        run_id = _run_deployment(env, ws, f"until={UNTIL}")
+        timings = {"setup_s": t1 - t0, "flow_s": time.perf_counter() - t1}
+        yield {"ws": ws, "api": api, "env": env, "run_id": run_id, "timings": timings, "base": base}
+    finally:
+        if served is not None:
+            _stop(served)
+        _stop(server)
+        log.close()
+
+
+def test_flow_run_completes_through_the_api(pipeline: dict) -> None:
+    run = _flow_run(pipeline["api"], pipeline["run_id"])
+    assert run["state"]["type"] == "COMPLETED", (
+        run["state"],
+        (pipeline["base"] / "serve.log").read_text()[-4000:],
+    )
+    names = _task_names(pipeline["api"], pipeline["run_id"])
+    # preflight, set-params, then one task per DVC stage, each followed by its MLflow logging task
+    stages = ["prepare", "sft", "train@inpo", "train@dpo"]
+    assert names == ["preflight", "set-params"] + [n for s in stages for n in (s, f"track-{s}")]
+    ws = pipeline["ws"]
+    lock = ws / "dvc.lock"
+    assert lock.is_file()
+    assert sorted(
+        json.loads((ws / f"outputs/train/{m}/summary.json").read_text())["steps"] for m in ("inpo", "dpo")
+    ) == [2, 2]
+    print("timings", pipeline["timings"])
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("method.inpo.beta=-1", "method.inpo.beta"),
+        ("method.inpo.betta=3", "method.inpo.betta"),
+        ("data.source=missing/pairs", "data.source"),
+    ],
+)
+def test_bad_override_fails_before_any_stage(pipeline: dict, override: str, named: str) -> None:
+    lock_before = (pipeline["ws"] / "dvc.lock").read_bytes()
+    run_id = _run_deployment(pipeline["env"], pipeline["ws"], f"overrides={json.dumps([override])}")
+    run = _flow_run(pipeline["api"], run_id)
+    assert run["state"]["type"] == "FAILED"
+    assert named in run["state"]["message"], run["state"]["message"]
+    assert _task_names(pipeline["api"], run_id) == ["preflight"]  # nothing after the pre-flight ran
+    assert (pipeline["ws"] / "dvc.lock").read_bytes() == lock_before
+
+
+def _dvc(ws: Path, env: dict[str, str], *args: str) -> str:
+    out = subprocess.run(["dvc", *args], cwd=ws, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout + out.stderr
+
+
+def test_dvc_repro_skips_unchanged_and_reruns_only_downstream(pipeline: dict) -> None:
+    ws, env = pipeline["ws"], pipeline["env"]
+    again = _dvc(ws, env, "repro", UNTIL)
+    assert "Running stage" not in again
+    assert again.count("didn't change, skipping") == 4
+
+    from flows.workspace import write_params
+
+    write_params(ws / "params.yaml", ["method.dpo.beta=2500"])
+    changed = _dvc(ws, env, "repro", UNTIL)
+    ran = [line.split("'")[1] for line in changed.splitlines() if line.startswith("Running stage")]
+    assert ran == [
+        "train@dpo"
+    ]  # β of dpo changes only dpo's training (and, once they exist, generate…report)
+    assert "method.dpo.beta" in _dvc(ws, env, "params", "diff")
+
+
+def test_mlflow_client_sees_params_metrics_artifacts(pipeline: dict) -> None:
+    from mlflow import MlflowClient
+
+    from inpo.config import load_config
+    from inpo.testing.workspace import git
+    from inpo.tracking import experiment_name, tracking_uri
+
+    ws = pipeline["ws"]
+    cfg = load_config(ws / "params.yaml")
+    client = MlflowClient(tracking_uri=tracking_uri(cfg, ws))
+    exp = client.get_experiment_by_name(experiment_name(cfg))
+    assert exp is not None and exp.name == "inpo/pairs/model"
+    parents = client.search_runs([exp.experiment_id], "tags.kind = 'pipeline'")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["method.inpo.beta"] == "5000.0"
+    assert parent.data.params["git.commit"] == git(ws, "rev-parse", "HEAD").strip()
+    assert len(parent.data.params["dvc.lock.sha256"]) == 64
+    assert parent.data.tags["world"] == "pairs" and parent.data.tags["base_model"] == "model"
+
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    by_name = {r.info.run_name: r for r in children}
+    assert sorted(by_name) == ["prepare", "sft", "train@dpo", "train@inpo"]
+    train = by_name["train@inpo"]
+    assert train.data.tags["method"] == "inpo" and train.data.tags["cached"] == "false"
+    losses = [
+        json.loads(line)["loss"]
+        for line in (ws / "outputs/train/inpo/metrics.jsonl").read_text().splitlines()
+    ]
+    history = {m.step: m.value for m in client.get_metric_history(train.info.run_id, "loss")}
+    assert history == pytest.approx({0: losses[0], 1: losses[1]})  # per step, from metrics.jsonl
+    arts = {a.path for a in client.list_artifacts(train.info.run_id, "model")}
+    assert arts == {"model/unet", "model/pipeline-config.yaml"}
+    files = {a.path for a in client.list_artifacts(train.info.run_id, "model/unet")}
+    assert "model/unet/diffusion_pytorch_model.safetensors" in files
+    assert by_name["prepare"].data.metrics["kept"] == 10.0  # 12 rows − 1 tie − 1 corrupt pair
+
+
+def test_mlflow_server_rest_api(pipeline: dict) -> None:
+    from inpo.config import load_config
+    from inpo.tracking import tracking_uri
+
+    ws = pipeline["ws"]
+    cfg = load_config(ws / "params.yaml")
+    port = _free_port()
+    env = {**pipeline["env"], "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            tracking_uri(cfg, ws),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=ws,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_http(f"{url}/health", 90, server)
+        exp = httpx.get(
+            f"{url}/api/2.0/mlflow/experiments/get-by-name",
+            params={"experiment_name": "inpo/pairs/model"},
+            timeout=10,
+        ).json()["experiment"]
+        body = {
+            "experiment_ids": [exp["experiment_id"]],
+            "filter": "tags.kind = 'stage' and tags.stage = 'train'",
+        }
+        runs = httpx.post(f"{url}/api/2.0/mlflow/runs/search", json=body, timeout=10).json()["runs"]
+        assert sorted(r["info"]["run_name"] for r in runs) == ["train@dpo", "train@inpo"]
+        for r in runs:
+            metrics = {m["key"]: m["value"] for m in r["data"]["metrics"]}
+            params = {p["key"]: p["value"] for p in r["data"]["params"]}
+            assert 0.0 < metrics["loss"] < 1.0 and params["train.max_steps"] == "2"
+    finally:
+        _stop(server)
+
+
+def test_cached_stage_is_logged_from_its_files(pipeline: dict) -> None:
+    from inpo.config import load_config
+    from inpo.tracking import PipelineTracker
+
+    ws = pipeline["ws"]
+    tracker = PipelineTracker(load_config(ws / "params.yaml"), ws)
+    tracker.start(run_name="replay")
+    run_id = tracker.log_stage("train@inpo", cached=True)
+    tracker.finish()
+    run = tracker.client.get_run(run_id)
+    assert run.data.tags["cached"] == "true"
+    summary = json.loads((ws / "outputs/train/inpo/summary.json").read_text())
+    assert run.data.metrics["implicit_acc"] == pytest.approx(summary["implicit_acc"])
