@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-if TYPE_CHECKING:
-    from PIL import Image
+from inpo.io import write_json_atomic, write_parquet_atomic, write_png_atomic
 
+if TYPE_CHECKING:
     from evaluation.prompts import EvalItem
     from inpo.config import Config
     from inpo.config.sections import ModelConfig, SampleConfig
@@ -165,19 +164,11 @@ def pending_items(root: str | Path, model: str, items: Sequence[EvalItem]) -> li
     return [it for it in items if not image_path(root, model, it).is_file()]
 
 
-def write_png_atomic(image: Image.Image, path: Path) -> None:
-    """Save ``image`` as PNG at ``path`` via a temporary sibling and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def remove_partial_files(folder: str | Path) -> int:
-    """Delete temporary files a killed run left (``.<name>.png.tmp-<pid>``); returns how many."""
+    """Delete temporary files a killed run left (``.<name>.png.tmp-<pid>``, :func:`inpo.io.atomic_file`).
+
+    Returns how many.
+    """
     removed = 0
     for tmp in Path(folder).rglob(".*.png.tmp-*"):
         tmp.unlink(missing_ok=True)
@@ -198,10 +189,7 @@ def check_settings(folder: Path, settings: dict[str, Any]) -> None:
                 f"delete {folder} (or pass --restart) to regenerate them"
             )
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(expected, indent=1) + "\n")
-    os.replace(tmp, file)
+    write_json_atomic(file, expected)
 
 
 def generate_model(
@@ -250,7 +238,7 @@ def generate_model(
         )
         for item, image in zip(batch, to_pil(images)):
             path = image_path(root, spec.name, item)
-            write_png_atomic(image, path)
+            write_png_atomic(path, image)
             written += 1
             if progress is not None:
                 progress.update(1)
@@ -280,21 +268,12 @@ def manifest_table(root: str | Path, specs: Sequence[ModelSpec], items: Sequence
 def write_manifest(table: pd.DataFrame, path: str | Path, metadata: dict[str, Any]) -> Path:
     """The manifest as parquet (atomic), with ``metadata`` (models, settings) as JSON in the schema."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    path = Path(path)
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     arrow = arrow.replace_schema_metadata(
         {**(arrow.schema.metadata or {}), b"inpo.generate": json.dumps(metadata)}
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(arrow, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_parquet_atomic(path, arrow)
 
 
 def read_manifest(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:

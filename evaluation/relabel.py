@@ -79,7 +79,7 @@ def relabel_pairs(
 
     from inpo.data.dataset import PairDataset
     from inpo.data.images import decode_rgb
-    from inpo.models.saving import atomic_directory
+    from inpo.io import atomic_directory
 
     if batch_size < 1 or rows_per_shard < 1:
         raise ValueError(f"batch_size ({batch_size}) and rows_per_shard ({rows_per_shard}) must be >= 1")

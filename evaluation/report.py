@@ -14,10 +14,9 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,6 +156,23 @@ def category_table(summary: pd.DataFrame, prompt_set: str, models: Sequence[str]
     return Table(f"{prompt_set}: median {display_name(metric)} per category", ["model", *cats], body)
 
 
+def _model_metric_table(
+    compared: pd.DataFrame,
+    prompt_set: str,
+    models: Sequence[str],
+    metrics: Sequence[str],
+    caption: str,
+    cell: Callable[[Any, str], str],
+) -> Table:
+    """Rows: ``models``; columns: ``metrics``; cell ``cell(row, metric)`` of the comparison row, "–" if none."""
+    rows = compared[compared["prompt_set"] == prompt_set].set_index(["model", "metric"])
+    body = [
+        [model, *[cell(rows.loc[(model, m)], m) if (model, m) in rows.index else "–" for m in metrics]]
+        for model in models
+    ]
+    return Table(caption, ["model", *[display_name(m) for m in metrics]], body)
+
+
 def winrate_table(
     compared: pd.DataFrame,
     prompt_set: str,
@@ -166,25 +182,16 @@ def winrate_table(
     confidence: float,
 ) -> Table:
     """Rows: non-baseline models; cells: win-rate % [interval] over the baseline, ``*`` where it beats it."""
-    rows = compared[compared["prompt_set"] == prompt_set].set_index(["model", "metric"])
-    body = []
-    for model in models:
-        cells = []
-        for m in metrics:
-            if (model, m) not in rows.index:
-                cells.append("–")
-                continue
-            r = rows.loc[(model, m)]
-            star = "*" if bool(r["beats"]) else ""
-            cells.append(
-                f"{100 * r['win_rate']:.1f} [{100 * r['win_low']:.1f}, {100 * r['win_high']:.1f}]{star}"
-            )
-        body.append([model, *cells])
+
+    def cell(r: Any, metric: str) -> str:
+        star = "*" if bool(r["beats"]) else ""
+        return f"{100 * r['win_rate']:.1f} [{100 * r['win_low']:.1f}, {100 * r['win_high']:.1f}]{star}"
+
     caption = (
         f"{prompt_set}: win-rate over {baseline} in % (ties ½) [{100 * confidence:.0f}% paired bootstrap "
         "interval]; * = win-rate and mean-gain intervals both above chance"
     )
-    return Table(caption, ["model", *[display_name(m) for m in metrics]], body)
+    return _model_metric_table(compared, prompt_set, models, metrics, caption, cell)
 
 
 def gain_table(
@@ -195,20 +202,14 @@ def gain_table(
     baseline: str,
     confidence: float,
 ) -> Table:
-    rows = compared[compared["prompt_set"] == prompt_set].set_index(["model", "metric"])
-    body = []
-    for model in models:
-        cells = []
-        for m in metrics:
-            if (model, m) not in rows.index:
-                cells.append("–")
-                continue
-            r = rows.loc[(model, m)]
-            k = display_scale(m)
-            cells.append(f"{k * r['mean_gain']:+.3g} [{k * r['gain_low']:+.3g}, {k * r['gain_high']:+.3g}]")
-        body.append([model, *cells])
+    """Rows: non-baseline models; cells: mean paired gain over the baseline [interval], display units."""
+
+    def cell(r: Any, metric: str) -> str:
+        k = display_scale(metric)
+        return f"{k * r['mean_gain']:+.3g} [{k * r['gain_low']:+.3g}, {k * r['gain_high']:+.3g}]"
+
     caption = f"{prompt_set}: mean paired gain over {baseline} [{100 * confidence:.0f}% interval]"
-    return Table(caption, ["model", *[display_name(m) for m in metrics]], body)
+    return _model_metric_table(compared, prompt_set, models, metrics, caption, cell)
 
 
 def winrates_json(compared: pd.DataFrame) -> dict[str, Any]:
@@ -236,10 +237,10 @@ def _pyplot() -> Any:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    os.replace(tmp, path)
+    from inpo.io import atomic_file
+
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     return path
 
 
@@ -406,7 +407,7 @@ def build_report(
 ) -> dict[str, Path]:
     """Write ``report.md``, ``report.html``, ``winrates.json`` and ``charts/*.png`` into ``out_dir``."""
     from evaluation.score import comparison
-    from inpo.io import write_text_atomic
+    from inpo.io import write_json_atomic, write_text_atomic
 
     out = Path(out_dir)
     charts = out / "charts"
@@ -487,8 +488,6 @@ def build_report(
     paths = {
         "markdown": write_text_atomic(out / "report.md", render_markdown(blocks, out)),
         "html": write_text_atomic(out / "report.html", render_html(blocks, title)),
-        "winrates": write_text_atomic(
-            out / "winrates.json", json.dumps(winrates_json(compared), indent=1) + "\n"
-        ),
+        "winrates": write_json_atomic(out / "winrates.json", winrates_json(compared)),
     }
     return paths

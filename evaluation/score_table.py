@@ -3,19 +3,20 @@
 Columns: ``model, prompt_set, prompt_id, seed, prompt, metric, value`` plus ``category`` (Parti
 category / HPDv2 style, "" when none). Values are stored raw (HPS and CLIP as cosines). Scorer
 ``info()`` dicts and run settings travel as JSON in the parquet schema metadata. Files are written
-atomically (temporary file, then ``os.replace``).
+atomically (:func:`inpo.io.write_parquet_atomic`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from inpo.io import write_parquet_atomic
 
 if TYPE_CHECKING:
     from evaluation.prompts import EvalItem
@@ -73,21 +74,12 @@ def concat_scores(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
 def write_scores(table: pd.DataFrame, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     """Validate and write ``table`` to parquet atomically; ``metadata`` (JSON-able) goes in the schema."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    path = Path(path)
     arrow = pa.Table.from_pandas(validate_scores(table, str(path)), preserve_index=False)
     arrow = arrow.replace_schema_metadata(
         {**(arrow.schema.metadata or {}), METADATA_KEY: json.dumps(metadata or {}).encode()}
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(arrow, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_parquet_atomic(path, arrow)
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:

@@ -24,7 +24,9 @@ def pair_seed(seed: int, epoch: int, pair_index: int, stream: str) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
 
 
-def pair_generator(seed: int, epoch: int, pair_index: int, stream: str, device: str | torch.device = "cpu") -> torch.Generator:
+def pair_generator(
+    seed: int, epoch: int, pair_index: int, stream: str, device: str | torch.device = "cpu"
+) -> torch.Generator:
     """A fresh ``torch.Generator`` for one pair's draws in one stream."""
     gen = torch.Generator(device=device)
     gen.manual_seed(pair_seed(seed, epoch, pair_index, stream))
@@ -32,7 +34,11 @@ def pair_generator(seed: int, epoch: int, pair_index: int, stream: str, device: 
 
 
 def pair_generators(
-    seed: int, epoch: int, pair_indices: list[int] | torch.Tensor, stream: str, device: str | torch.device = "cpu"
+    seed: int,
+    epoch: int,
+    pair_indices: list[int] | torch.Tensor,
+    stream: str,
+    device: str | torch.device = "cpu",
 ) -> list[torch.Generator]:
     """One generator per pair of a micro-batch, in batch order."""
     indices = pair_indices.tolist() if isinstance(pair_indices, torch.Tensor) else list(pair_indices)

@@ -25,7 +25,9 @@ def make_scheduler(name: str, config: Any) -> Any:
     import diffusers
 
     if name not in SCHEDULERS:
-        raise ValueError(f"sample.scheduler: unknown scheduler {name!r}; expected one of {', '.join(SCHEDULERS)}")
+        raise ValueError(
+            f"sample.scheduler: unknown scheduler {name!r}; expected one of {', '.join(SCHEDULERS)}"
+        )
     return getattr(diffusers, SCHEDULERS[name]).from_config(config)
 
 

@@ -46,7 +46,9 @@ def _word_merges(words: Sequence[str]) -> list[tuple[str, str]]:
     return merges
 
 
-def write_clip_tokenizer(out_dir: str | Path, words: Sequence[str] | None = None, model_max_length: int = 77) -> Path:
+def write_clip_tokenizer(
+    out_dir: str | Path, words: Sequence[str] | None = None, model_max_length: int = 77
+) -> Path:
     """Write ``vocab.json``, ``merges.txt`` and the tokenizer config to ``out_dir``; return it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -55,7 +57,9 @@ def write_clip_tokenizer(out_dir: str | Path, words: Sequence[str] | None = None
     vocab = base + [v + "</w>" for v in base] + ["".join(m) for m in merges] + [BOS, EOS]
     encoder = {tok: i for i, tok in enumerate(dict.fromkeys(vocab))}
     (out / "vocab.json").write_text(json.dumps(encoder, ensure_ascii=False))
-    (out / "merges.txt").write_text("".join(line + "\n" for line in ["#version: 0.2", *(" ".join(m) for m in merges)]))
+    (out / "merges.txt").write_text(
+        "".join(line + "\n" for line in ["#version: 0.2", *(" ".join(m) for m in merges)])
+    )
     config = {
         "tokenizer_class": "CLIPTokenizer",
         "model_max_length": model_max_length,

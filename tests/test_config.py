@@ -48,7 +48,12 @@ def test_params_yaml_spells_out_every_setting():
 
 def test_override_types_and_nesting():
     cfg = load_config(
-        overrides=["method.inpo.beta=2000", "train.learning_rate=1e-5", "methods=[inpo, kto]", "model.vae=null"]
+        overrides=[
+            "method.inpo.beta=2000",
+            "train.learning_rate=1e-5",
+            "methods=[inpo, kto]",
+            "model.vae=null",
+        ]
     )
     assert cfg.method.inpo.beta == 2000.0 and isinstance(cfg.method.inpo.beta, float)
     assert cfg.train.learning_rate == pytest.approx(1e-5)

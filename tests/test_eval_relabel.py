@@ -42,7 +42,7 @@ def prepared(source: Path, outputs: Path) -> Config:
     from inpo.stages import prepare
 
     cfg = load_config(DEFAULT_PARAMS, [f"data.source={source}", f"paths.outputs={outputs}"])
-    prepare.run(cfg, no_progress=True)
+    prepare.run(cfg, progress=False)
     return cfg
 
 

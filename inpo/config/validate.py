@@ -120,7 +120,11 @@ def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
         _check_range(key, converted, fields[name].metadata)
         kwargs[name] = converted
     for name, f in fields.items():
-        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        if (
+            name not in kwargs
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ):
             key = f"{prefix}.{name}" if prefix else name
             raise ConfigError(f"missing key '{key}'; expected {_describe(hints[name])}")
     try:

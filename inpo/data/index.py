@@ -17,7 +17,6 @@ row count, so a loader can tell when a shard changed since the index was written
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..io import write_parquet_atomic
 from .sources import PairDataError
 
 INDEX_VERSION = 1
@@ -69,10 +69,7 @@ def write_pair_index(path: Path, columns: dict[str, list[Any]], meta: dict[str, 
     table = pa.Table.from_pydict(data, schema=INDEX_SCHEMA)
     meta = {"version": INDEX_VERSION, **meta}
     table = table.replace_schema_metadata({"inpo.pairs": json.dumps(meta)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    write_parquet_atomic(path, table)
 
 
 def read_pair_index(path: str | Path) -> PairIndex:

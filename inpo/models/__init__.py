@@ -3,6 +3,7 @@ the VAE, the reference model and weight saving. See each module's docstring."""
 
 from __future__ import annotations
 
+from ..io import atomic_directory
 from .conditioning import Conditioning, constant_time_ids, encode_prompts, sdxl_time_ids, unet_eps
 from .loading import FAMILIES, Components, FamilySpec, family_spec, load_components
 from .reference import (
@@ -13,7 +14,7 @@ from .reference import (
     has_lora_adapter,
     lora_parameters,
 )
-from .saving import atomic_directory, load_lora_and_merge, load_unet_weights, merge_lora, save_unet_weights
+from .saving import load_lora_and_merge, load_unet_weights, merge_lora, save_unet_weights
 from .vae import decode_latents, encode_images
 
 __all__ = [

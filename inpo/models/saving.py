@@ -10,40 +10,16 @@ complete-looking folder.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..io import atomic_directory
 from .reference import has_lora_adapter
 
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 UNET_WEIGHT_NAME = "diffusion_pytorch_model.safetensors"
-
-
-@contextmanager
-def atomic_directory(out_dir: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it replaces ``out_dir`` (an old one is removed)."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        yield tmp
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def save_unet_weights(unet: torch.nn.Module, out_dir: str | Path, lora: bool) -> Path:

@@ -61,7 +61,9 @@ def epoch_of(layout: BatchLayout, step: int) -> int:
     return step // layout.steps_per_epoch
 
 
-def iterate_steps(layout: BatchLayout, seed: int, start_step: int, max_steps: int, rank: int = 0) -> Iterator[tuple[int, int, list[list[int]]]]:
+def iterate_steps(
+    layout: BatchLayout, seed: int, start_step: int, max_steps: int, rank: int = 0
+) -> Iterator[tuple[int, int, list[list[int]]]]:
     """Yield (step, epoch, micro-batches) from ``start_step`` to ``max_steps`` (exclusive)."""
     for step in range(start_step, max_steps):
         yield step, epoch_of(layout, step), micro_batches(layout, seed, step, rank)

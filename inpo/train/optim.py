@@ -11,19 +11,30 @@ import torch
 from ..config.sections import TrainConfig
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig, learning_rate: float | None = None) -> torch.optim.Optimizer:
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter], cfg: TrainConfig, learning_rate: float | None = None
+) -> torch.optim.Optimizer:
     lr = cfg.learning_rate if learning_rate is None else learning_rate
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("no trainable parameters: check model.lora and the policy's requires_grad flags")
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(
-            params, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps, weight_decay=cfg.weight_decay
+            params,
+            lr=lr,
+            betas=(cfg.adam_beta1, cfg.adam_beta2),
+            eps=cfg.adam_eps,
+            weight_decay=cfg.weight_decay,
         )
     from transformers.optimization import Adafactor
 
     return Adafactor(
-        params, lr=lr, relative_step=False, scale_parameter=False, warmup_init=False, weight_decay=cfg.weight_decay
+        params,
+        lr=lr,
+        relative_step=False,
+        scale_parameter=False,
+        warmup_init=False,
+        weight_decay=cfg.weight_decay,
     )
 
 

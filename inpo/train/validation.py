@@ -23,21 +23,23 @@ def validation_prompts(cfg: Config) -> list[str]:
         from ..toyworld.prompts import heldout_prompts
 
         return heldout_prompts(cfg)[:VALIDATION_PROMPTS]
-    return ["a photo of a cat", "a watercolor painting of a lighthouse", "a red apple on a wooden table",
-            "an astronaut riding a horse"]
+    return [
+        "a photo of a cat",
+        "a watercolor painting of a lighthouse",
+        "a red apple on a wooden table",
+        "an astronaut riding a horse",
+    ]
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
     """Save [N, 3, H, W] images in [-1, 1] as one PNG grid (atomically)."""
     from torchvision.utils import make_grid
 
+    from ..io import write_png_atomic
     from ..sampling import to_pil
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     grid = make_grid(images, nrow=nrow, padding=1, pad_value=1.0)
-    tmp = path.with_name(f".{path.name}.tmp")
-    to_pil(grid.unsqueeze(0))[0].save(tmp, format="PNG")
-    tmp.replace(path)
+    write_png_atomic(path, to_pil(grid.unsqueeze(0))[0])
 
 
 def validation_hook(cfg: Config):
@@ -49,8 +51,14 @@ def validation_hook(cfg: Config):
         from ..sampling import sample_images, to_pil
 
         images = sample_images(
-            components, unet, prompts, seeds, steps=VALIDATION_STEPS, guidance=cfg.sample.guidance,
-            scheduler=cfg.sample.scheduler, resolution=cfg.data.resolution,
+            components,
+            unet,
+            prompts,
+            seeds,
+            steps=VALIDATION_STEPS,
+            guidance=cfg.sample.guidance,
+            scheduler=cfg.sample.scheduler,
+            resolution=cfg.data.resolution,
         )
         save_grid(images, out_dir / "validation" / f"step-{step:06d}.png")
         if cfg.model.family != "toy":
@@ -60,6 +68,6 @@ def validation_hook(cfg: Config):
 
         pil = to_pil(images)
         scores = OracleScorer().score(pil, prompts)
-        return {"oracle_mean": float(scores.mean()), "prompt_accuracy": float(prompt_following(pil, prompts))}
+        return {"oracle_mean": float(scores.mean()), **prompt_following(pil, prompts)}
 
     return validate
