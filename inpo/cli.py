@@ -18,16 +18,28 @@ from .config import DEFAULT_PARAMS, ConfigError, load_config
 # command words -> (module, one-line help). Imported lazily so `inpo --help` is instant.
 STAGES: dict[tuple[str, ...], tuple[str, str]] = {
     ("config",): ("inpo.stages.show_config", "Print the validated config (after overrides) as YAML"),
-    ("check",): ("inpo.stages.check", "Pre-flight: validate config, load every weight and the data, estimate memory"),
+    ("check",): (
+        "inpo.stages.check",
+        "Pre-flight: validate config, load every weight and the data, estimate memory",
+    ),
     ("prepare",): ("inpo.stages.prepare", "Filter the pair source into a validated pair index"),
     ("sft",): ("inpo.stages.sft", "Optional SFT of the reference on the winners (sft.enabled)"),
     ("train",): ("inpo.stages.train", "Preference-train each method of `methods` (or --method M)"),
-    ("generate",): ("inpo.stages.generate", "Fixed-seed images of the base and every trained method (resumable)"),
-    ("score",): ("inpo.stages.score", "Score every generated image; medians, means, win-rates with intervals"),
+    ("generate",): (
+        "inpo.stages.generate",
+        "Fixed-seed images of the base and every trained method (resumable)",
+    ),
+    ("score",): (
+        "inpo.stages.score",
+        "Score every generated image; medians, means, win-rates with intervals",
+    ),
     ("report",): ("inpo.stages.report", "Markdown/HTML report: tables, win-rate charts, image grids"),
     ("relabel",): ("inpo.stages.relabel", "AI feedback: relabel the pair set's winners with a scorer"),
     ("toy", "base"): ("inpo.stages.toy_base", "Train the toy world's base model from scratch on CPU"),
-    ("toy", "pairs"): ("inpo.stages.toy_pairs", "Sample toy base pairs, label them with the oracle (Pick-a-Pic v2 parquet)"),
+    ("toy", "pairs"): (
+        "inpo.stages.toy_pairs",
+        "Sample toy base pairs, label them with the oracle (Pick-a-Pic v2 parquet)",
+    ),
 }
 
 
@@ -41,10 +53,14 @@ def _build_parser() -> argparse.ArgumentParser:
     for words, (module, help_text) in STAGES.items():
         for depth in range(1, len(words)):
             if words[:depth] not in groups:
-                group = groups[words[: depth - 1]].add_parser(words[depth - 1], help=f"{words[depth - 1]} commands")
+                group = groups[words[: depth - 1]].add_parser(
+                    words[depth - 1], help=f"{words[depth - 1]} commands"
+                )
                 groups[words[:depth]] = group.add_subparsers(metavar="<command>", required=True)
         sub = groups[words[:-1]].add_parser(words[-1], help=help_text, description=help_text)
-        sub.add_argument("--params", default=str(DEFAULT_PARAMS), help="params.yaml to read (default: %(default)s)")
+        sub.add_argument(
+            "--params", default=str(DEFAULT_PARAMS), help="params.yaml to read (default: %(default)s)"
+        )
         sub.add_argument("overrides", nargs="*", metavar="section.key=value", help="dotted config overrides")
         sub.set_defaults(_module=module)
         stage = importlib.import_module(module)  # stage modules keep heavy imports inside run()

@@ -1,8 +1,8 @@
 """One config path: ``params.yaml`` + dotted overrides → a frozen, validated :class:`Config`.
 
-    cfg = load_config("params.yaml", ["method.inpo.beta=2000", "train.max_steps=50"])
-    cfg.method.inpo.beta  # 2000.0
-    flatten(cfg)          # {"method.inpo.beta": 2000.0, ...} for experiment tracking
+cfg = load_config("params.yaml", ["method.inpo.beta=2000", "train.max_steps=50"])
+cfg.method.inpo.beta  # 2000.0
+flatten(cfg)          # {"method.inpo.beta": 2000.0, ...} for experiment tracking
 """
 
 from __future__ import annotations

@@ -78,6 +78,7 @@ class InversionConfig:
     model: Literal["policy", "reference"] = "policy"
     guidance: float = field(default=1.0, metadata={"ge": 0.0})
     cache: bool = False  # reuse the frozen reference's grid latents (needs model=reference, eta=0)
+    cache_on_disk: bool = False  # also keep the cache as safetensors under paths.checkpoints/cache
 
     def __post_init__(self) -> None:
         if self.cache and (self.model != "reference" or self.eta != 0.0):
@@ -85,6 +86,8 @@ class InversionConfig:
                 "inversion.cache: the inversion cache is valid only when the frozen reference inverts "
                 f"with eta 0; got model={self.model!r}, eta={self.eta}"
             )
+        if self.cache_on_disk and not self.cache:
+            raise ConfigError("inversion.cache_on_disk: needs inversion.cache: true")
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,10 @@ class SampleConfig:
     width: int | None = field(default=None, metadata={"gt": 0})
     batch_size: int = field(default=8, metadata={"gt": 0})
     seed: int = 0
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"  # UNet/text encoders (VAE: model.upcast_vae)
+    # more models to generate beside "base" and the trained methods: name → a UNet folder (or a pipeline
+    # folder with unet/), a LoRA adapter folder, or a hub id of a UNet repo (e.g. a published checkpoint)
+    extra_models: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -254,7 +261,7 @@ class ToyModelConfig:
     norm_groups: int = field(default=8, metadata={"gt": 0})
     text_hidden: int = field(default=64, metadata={"gt": 0})
     text_layers: int = field(default=2, metadata={"gt": 0})
-    max_tokens: int = field(default=16, metadata={"gt": 2})  # prompts are 8 words + BOS/EOS
+    max_tokens: int = field(default=16, metadata={"gt": 2})  # prompts are 7 words + BOS/EOS
 
 
 @dataclass(frozen=True)
@@ -270,7 +277,7 @@ class ToyBaseConfig:
     max_grad_norm: float = field(default=1.0, metadata={"gt": 0})
     caption_dropout: float = field(default=0.1, metadata={"ge": 0.0, "le": 1.0})  # so CFG works
     ema_decay: float = field(default=0.999, metadata={"ge": 0.0, "lt": 1.0})  # 0 = no EMA
-    threads: int = field(default=2, metadata={"gt": 0})
+    threads: int = field(default=1, metadata={"gt": 0})  # torch threads; 1 is fastest on a shared CPU
     eval_seeds: int = field(default=8, metadata={"gt": 1})  # samples per held-out prompt in metadata.json
 
 

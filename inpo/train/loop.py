@@ -26,6 +26,7 @@ from ..config import Config
 from ..config.sections import ModelConfig
 from . import checkpoint as ckpt
 from .batches import BatchLayout, iterate_steps
+from .caches import build_train_caches
 from .objectives import Models, compute_objective, draw_pairs
 from .optim import build_optimizer, lr_factor, set_learning_rate
 
@@ -45,6 +46,8 @@ class TrainResult:
     last: dict[str, float] = field(default_factory=dict)
     skipped_nonfinite: int = 0
     resumed_from: int = 0
+    policy: torch.nn.Module | None = None  # the trained (unwrapped) UNet, for in-process callers
+    reference: Any = None  # the ReferenceModel it was trained against
 
 
 @dataclass
@@ -89,10 +92,9 @@ def train(cfg: Config, spec: RunSpec, accelerator: Any | None = None) -> TrainRe
     """Train ``spec.method`` from ``spec.model``; resumes from the latest checkpoint in ``spec.ckpt_dir``."""
     from accelerate import Accelerator
 
-    from ..data import PairDataset, collate_pairs
+    from ..data import PairDataset
     from ..models import (
         build_reference,
-        encode_images,
         encode_prompts,
         load_components,
         load_unet_weights,
@@ -112,6 +114,9 @@ def train(cfg: Config, spec: RunSpec, accelerator: Any | None = None) -> TrainRe
         policy.requires_grad_(True)
     reference = build_reference(policy, spec.model, dtype=half)
     policy.train()
+    # The frozen copy runs in the policy's mode: SD UNets have no active dropout, and attention
+    # kernels differ by ~1e-7 between modes, which would break policy == reference ⇒ loss = ln 2.
+    reference.unet.train(policy.training)
     if tc.gradient_checkpointing:
         policy.enable_gradient_checkpointing()
     trainable = [p for p in policy.parameters() if p.requires_grad]
@@ -151,15 +156,24 @@ def train(cfg: Config, spec: RunSpec, accelerator: Any | None = None) -> TrainRe
         abar=abar,
         uncond=uncond,
     )
+    caches = build_train_caches(
+        cfg, spec.method, spec.model, spec.index_path, components, abar, accelerator.process_index
+    )
+    models.inversion_cache = caches.inversion
 
     def save(step: int, last: dict[str, float]) -> None:
+        caches.flush()  # each process writes its own cache shard (on-disk caches only)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
+
             def write_weights(path: Path) -> None:
                 save_unet_weights(raw_policy, path, lora)
 
             ckpt.save_checkpoint(
-                spec.ckpt_dir, step, write_weights=write_weights, optimizer=optimizer,
+                spec.ckpt_dir,
+                step,
+                write_weights=write_weights,
+                optimizer=optimizer,
                 state={"method": spec.method, "skipped_nonfinite": skipped, "metrics": last},
                 keep=tc.keep_checkpoints,
             )
@@ -170,27 +184,35 @@ def train(cfg: Config, spec: RunSpec, accelerator: Any | None = None) -> TrainRe
     from tqdm.auto import tqdm
 
     bar = tqdm(
-        total=spec.max_steps, initial=start_step, desc=f"train {spec.method}", unit="step",
-        disable=not accelerator.is_main_process, dynamic_ncols=True,
+        total=spec.max_steps,
+        initial=start_step,
+        desc=f"train {spec.method}",
+        unit="step",
+        disable=not accelerator.is_main_process,
+        dynamic_ncols=True,
     )
     last: dict[str, float] = {}
-    for step, epoch, micro in iterate_steps(layout, tc.seed, start_step, spec.max_steps, accelerator.process_index):
+    for step, epoch, micro in iterate_steps(
+        layout, tc.seed, start_step, spec.max_steps, accelerator.process_index
+    ):
         t_step = time.perf_counter()
         lr = set_learning_rate(optimizer, spec.learning_rate, lr_factor(step, tc, spec.max_steps))
         dataset.set_epoch(epoch)
         sums: dict[str, float] = {}
         for a, indices in enumerate(micro):
-            batch = collate_pairs([dataset[i] for i in indices])
-            x0_w = encode_images(components, batch.image_w.to(device))
-            x0_l = encode_images(components, batch.image_l.to(device))
-            cond = encode_prompts(components, batch.captions, resolution=cfg.data.resolution)
+            encoded = caches.encode(dataset, indices, device)
+            x0_w, x0_l, cond = encoded.x0_w, encoded.x0_l, encoded.cond
             cond2 = type(cond).cat([cond, cond])
-            draws = draw_pairs(tc.seed, epoch, indices, tuple(x0_w.shape[1:]), tc.timestep_min, tc.timestep_max)
+            draws = draw_pairs(
+                tc.seed, epoch, indices, tuple(x0_w.shape[1:]), tc.timestep_min, tc.timestep_max
+            )
             sync = a == len(micro) - 1
             no_sync = contextlib.nullcontext() if sync else accelerator.no_sync(policy)
             with no_sync:
                 with accelerator.autocast():
-                    out = compute_objective(spec.method, cfg.method, models, x0_w, x0_l, cond2, draws)
+                    out = compute_objective(
+                        spec.method, cfg.method, models, x0_w, x0_l, cond2, draws, encoded.keys
+                    )
                 accelerator.backward(out.loss / len(micro))
             for k, v in out.metrics.items():
                 sums[k] = sums.get(k, 0.0) + v / len(micro)
@@ -210,13 +232,19 @@ def train(cfg: Config, spec: RunSpec, accelerator: Any | None = None) -> TrainRe
         elapsed = time.perf_counter() - t_step
         last = _reduce_mean(accelerator, sums)
         last.update(
-            lr=lr, grad_norm=grad_norm, seconds=elapsed, pairs_per_s=layout.global_batch / elapsed,
-            update_seconds=elapsed - last.get("inversion_seconds", 0.0), skipped_nonfinite=float(skipped),
+            lr=lr,
+            grad_norm=grad_norm,
+            seconds=elapsed,
+            pairs_per_s=layout.global_batch / elapsed,
+            update_seconds=elapsed - last.get("inversion_seconds", 0.0),
+            skipped_nonfinite=float(skipped),
         )
         if accelerator.is_main_process:
             _append_jsonl(metrics_path, {"step": step, "epoch": epoch, **last})
         bar.update(1)
-        bar.set_postfix(loss=f"{last.get('loss', float('nan')):.4f}", acc=f"{last.get('implicit_acc', 0):.2f}")
+        bar.set_postfix(
+            loss=f"{last.get('loss', float('nan')):.4f}", acc=f"{last.get('implicit_acc', 0):.2f}"
+        )
         if nonfinite_in_row >= tc.max_nonfinite_in_row:
             bar.close()
             raise NonFiniteError(
@@ -232,6 +260,7 @@ def train(cfg: Config, spec: RunSpec, accelerator: Any | None = None) -> TrainRe
                 _append_jsonl(spec.out_dir / "validation.jsonl", {"step": done, **val})
             accelerator.wait_for_everyone()
     bar.close()
+    caches.flush()
 
     weights_dir = spec.out_dir / "unet"
     if accelerator.is_main_process:
@@ -239,4 +268,14 @@ def train(cfg: Config, spec: RunSpec, accelerator: Any | None = None) -> TrainRe
             ema.copy_to(trainable)
         save_unet_weights(raw_policy, weights_dir, lora)
     accelerator.wait_for_everyone()
-    return TrainResult(spec.method, spec.max_steps, weights_dir, metrics_path, last, skipped, start_step)
+    return TrainResult(
+        spec.method,
+        spec.max_steps,
+        weights_dir,
+        metrics_path,
+        last,
+        skipped,
+        start_step,
+        raw_policy,
+        reference,
+    )

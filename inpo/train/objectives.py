@@ -62,6 +62,7 @@ class Models:
     inverter: EpsCall  # the UNet that inverts (policy or reference, spec §2), called without grad
     abar: torch.Tensor  # [T] float32 on the latents' device
     uncond: Any = None  # conditioning of "" for inversion guidance != 1
+    inversion_cache: Any = None  # a caches.InversionCache (method.inpo.inversion.cache) or None
 
 
 @dataclass
@@ -111,8 +112,13 @@ def dpo_objective(models: Models, x0_w, x0_l, cond2, draws: PairDraws, beta: flo
     return _preference_output(beta, _pair_errors(models, x_t, t2, torch.cat([noise, noise]), cond2), 0, {})
 
 
-def inpo_objective(models: Models, x0_w, x0_l, cond2, draws: PairDraws, cfg: InpoMethodConfig) -> ObjectiveOutput:
-    """DDIM-InPO: each image's x_t by DDIM inversion, target = the reparametrised noise eps_hat."""
+def inpo_objective(
+    models: Models, x0_w, x0_l, cond2, draws: PairDraws, cfg: InpoMethodConfig, image_keys=None
+) -> ObjectiveOutput:
+    """DDIM-InPO: each image's x_t by DDIM inversion, target = the reparametrised noise eps_hat.
+
+    With ``models.inversion_cache`` the reference's eta-0 walks come from the cache, keyed by
+    ``image_keys`` (2B :class:`.caches.ImageKey`, winners then losers)."""
     inv = cfg.inversion
     x0 = torch.cat([x0_w, x0_l])
     t2 = torch.cat([draws.t, draws.t]).to(x0.device)
@@ -126,16 +132,36 @@ def inpo_objective(models: Models, x0_w, x0_l, cond2, draws: PairDraws, cfg: Inp
         return eps
 
     started = time.perf_counter()
-    with torch.no_grad():
-        result = inversion.invert(
-            x0, t2, eps_fn, models.abar, mode=inv.mode, steps=inv.steps, eta=inv.eta,
-            generators=draws.jitter_w + draws.jitter_l if inv.eta > 0 else None,
-        )
+    cache_stats: dict[str, float] = {}
+    if models.inversion_cache is not None:
+        if image_keys is None:
+            raise ValueError("inpo_objective: the inversion cache needs the micro-batch's image keys")
+        with torch.no_grad():
+            cached = models.inversion_cache.invert(x0, t2, eps_fn, image_keys)
+        result = cached.result
+        cache_stats = {
+            "inversion_cache_hits": float(cached.hits),
+            "inversion_cache_misses": float(cached.misses),
+        }
+    else:
+        with torch.no_grad():
+            result = inversion.invert(
+                x0,
+                t2,
+                eps_fn,
+                models.abar,
+                mode=inv.mode,
+                steps=inv.steps,
+                eta=inv.eta,
+                generators=draws.jitter_w + draws.jitter_l if inv.eta > 0 else None,
+            )
     errs = _pair_errors(models, result.x_t, t2, result.eps_hat, cond2)
     calls = result.n_model_calls * (2 if inv.guidance != 1.0 else 1)
     extra = {
         "inversion_seconds": time.perf_counter() - started,
-        "inversion_calls": float(calls),         "landing_gap": (result.landing_level.to(t2) - t2).abs().float().mean().item(),
+        "inversion_calls": float(calls),
+        "landing_gap": (result.landing_level.to(t2) - t2).abs().float().mean().item(),
+        **cache_stats,
     }
     return _preference_output(cfg.beta, errs, calls, extra)
 
@@ -149,7 +175,9 @@ def sft_objective(models: Models, x0_w, cond_w, draws: PairDraws) -> ObjectiveOu
     return ObjectiveOutput(loss, {"loss": loss.item()}, 0)
 
 
-def kto_objective(models: Models, x0_w, x0_l, cond2, draws: PairDraws, cfg: KtoMethodConfig) -> ObjectiveOutput:
+def kto_objective(
+    models: Models, x0_w, x0_l, cond2, draws: PairDraws, cfg: KtoMethodConfig
+) -> ObjectiveOutput:
     """Diffusion-KTO: winners desirable, losers undesirable, each image with its own t and noise."""
     t2 = torch.cat([draws.t, draws.t_loser]).to(x0_w.device)
     noise = torch.cat([draws.noise, draws.noise_loser]).to(x0_w)
@@ -158,7 +186,9 @@ def kto_objective(models: Models, x0_w, x0_l, cond2, draws: PairDraws, cfg: KtoM
     pol_w, ref_w, pol_l, ref_l = _pair_errors(models, x_t, t2, noise, cond2)
     err_pol, err_ref = torch.cat([pol_w, pol_l]), torch.cat([ref_w, ref_l])
     desirable = torch.arange(len(err_pol), device=err_pol.device) < len(pol_w)
-    loss = losses.kto_loss(err_pol, err_ref, desirable, cfg.beta, cfg.lambda_desirable, cfg.lambda_undesirable)
+    loss = losses.kto_loss(
+        err_pol, err_ref, desirable, cfg.beta, cfg.lambda_desirable, cfg.lambda_undesirable
+    )
     metrics = {
         "loss": loss.item(),
         "err_pol_w": pol_w.detach().mean().item(),
@@ -170,11 +200,19 @@ def kto_objective(models: Models, x0_w, x0_l, cond2, draws: PairDraws, cfg: KtoM
 
 
 def compute_objective(
-    method: str, methods_cfg: MethodsConfig, models: Models, x0_w, x0_l, cond2, draws: PairDraws
+    method: str,
+    methods_cfg: MethodsConfig,
+    models: Models,
+    x0_w,
+    x0_l,
+    cond2,
+    draws: PairDraws,
+    image_keys=None,
 ) -> ObjectiveOutput:
-    """Dispatch on the method name (the registry of methods)."""
+    """Dispatch on the method name (the registry of methods). ``image_keys``: the micro-batch's 2B
+    :class:`.caches.ImageKey` (winners then losers), needed by the inversion cache."""
     if method == "inpo":
-        return inpo_objective(models, x0_w, x0_l, cond2, draws, methods_cfg.inpo)
+        return inpo_objective(models, x0_w, x0_l, cond2, draws, methods_cfg.inpo, image_keys)
     if method == "dpo":
         return dpo_objective(models, x0_w, x0_l, cond2, draws, methods_cfg.dpo.beta)
     if method == "sft":

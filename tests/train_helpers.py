@@ -1,0 +1,81 @@
+"""Shared set-up for the training tests: a tiny model, a prepared pair set, and a config for them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from inpo.config import DEFAULT_PARAMS as PARAMS
+from inpo.config import Config, config_from_dict, read_yaml
+
+WORDS = ["a", "photo", "of", "red", "blue", "green", "cat", "dog", "circle", "square"]
+
+
+def make_world(root: Path, family: str = "sd15", n_rows: int = 20) -> dict[str, Path]:
+    """Write a tiny model and a prepared pair index under ``root`` (once per folder)."""
+    from inpo.data.fixtures import write_pickapic_fixture
+    from inpo.testing import write_tiny_sd15, write_tiny_sdxl
+
+    model = root / f"model-{family}"
+    if not model.exists():
+        (write_tiny_sdxl if family == "sdxl" else write_tiny_sd15)(model, words=WORDS)
+    fixture = root / "fixture"
+    if not fixture.exists():
+        write_pickapic_fixture(fixture, n_rows=n_rows, n_ties=2, n_corrupt=2, n_shards=2)
+    return {"model": model, "fixture": fixture}
+
+
+def make_config(
+    root: Path, world: dict[str, Path], family: str = "sd15", overrides: list[str] = ()
+) -> Config:
+    cfg = config_from_dict(
+        read_yaml(PARAMS),
+        [
+            f"model.family={family}",
+            f"model.pretrained={world['model']}",
+            f"data.source={world['fixture']}",
+            "data.resolution=16",
+            "train.pairs_per_device=2",
+            "train.max_steps=2",
+            "train.learning_rate=1e-3",
+            "train.checkpoint_every=1",
+            "train.validate_every=1000",
+            "method.inpo.inversion.steps=4",
+            f"paths.outputs={root / 'outputs'}",
+            f"paths.checkpoints={root / 'checkpoints'}",
+            *overrides,
+        ],
+    )
+    from inpo import layout
+    from inpo.data.filtering import prepare_pairs
+
+    if not layout.pair_index(cfg).exists():
+        prepare_pairs(cfg.data, layout.pair_index(cfg).parent, progress=False)
+    return cfg
+
+
+def run_spec(cfg: Config, method: str, tag: str = ""):
+    from inpo import layout
+    from inpo.train.loop import RunSpec
+
+    name = method + tag
+    return RunSpec(
+        method=method,
+        index_path=layout.pair_index(cfg),
+        out_dir=layout.train_dir(cfg, name),
+        ckpt_dir=layout.checkpoint_dir(cfg, name),
+        model=cfg.model,
+        max_steps=cfg.train.max_steps,
+        learning_rate=cfg.train.learning_rate,
+    )
+
+
+def state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def read_losses(path: Path) -> list[float]:
+    import json
+
+    return [json.loads(line)["loss"] for line in path.read_text().splitlines() if line]
