@@ -2,7 +2,8 @@
 
 One shared pipeline run (module fixture): a project copy (fresh git repo) with a tiny SD1.5-shaped
 model and a 12-pair fixture; a real Prefect server on loopback; ``python -m flows.serve`` serving
-``inpo/full``; one flow run up to ``train`` (prepare, sft, train@inpo, train@dpo; 2 steps each).
+``inpo/full``; one flow run through ``report`` (prepare, sft, train@inpo, train@dpo with 2 steps
+each, then generate, score and report on the toy prompts with 1 seed each).
 The other tests read what that run left: the Prefect API, ``dvc repro`` in the same copy, MLflow.
 """
 
@@ -21,10 +22,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inpo.testing.workspace import tiny_workspace
+from inpo.params_file import write_params
+from inpo.testing.workspace import git, tiny_workspace
 
 pytestmark = pytest.mark.slow
-UNTIL = "train"  # generate/score/report join the flow run here once their commands exist
+UNTIL = "report"
+STAGES = ["prepare", "sft", "train@inpo", "train@dpo", "generate", "score", "report"]
+# 1 seed per toy prompt (not 16) and 200 bootstrap samples keep generate/score/report to seconds
+FAST_EVAL = ["eval.seeds_per_prompt.toy=1", "eval.bootstrap_samples=200"]
 
 
 def _free_port() -> int:
@@ -101,6 +106,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     t0 = time.perf_counter()
     base = tmp_path_factory.mktemp("orchestration")
     ws = tiny_workspace(base / "ws")
+    write_params(ws / "params.yaml", FAST_EVAL)
+    git(ws, "commit", "-q", "-am", "fast evaluation")
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = _env(ws, api, base / "prefect-home")
@@ -153,14 +160,19 @@ def test_flow_run_completes_through_the_api(pipeline: dict) -> None:
     )
     names = _task_names(pipeline["api"], pipeline["run_id"])
     # preflight, set-params, then one task per DVC stage, each followed by its MLflow logging task
-    stages = ["prepare", "sft", "train@inpo", "train@dpo"]
-    assert names == ["preflight", "set-params"] + [n for s in stages for n in (s, f"track-{s}")]
+    assert names == ["preflight", "set-params"] + [n for s in STAGES for n in (s, f"track-{s}")]
     ws = pipeline["ws"]
     lock = ws / "dvc.lock"
     assert lock.is_file()
     assert sorted(
         json.loads((ws / f"outputs/train/{m}/summary.json").read_text())["steps"] for m in ("inpo", "dpo")
     ) == [2, 2]
+    # every method vs the base, for each metric of the toy prompts (oracle + its prompt-following part)
+    winrates = json.loads((ws / "outputs/report/winrates.json").read_text())
+    assert sorted(winrates) == ["dpo", "inpo"]
+    for by_set in winrates.values():
+        for w in by_set["toy"].values():
+            assert 0.0 <= w["win_low"] <= w["win_rate"] <= w["win_high"] <= 1.0
     print("timings", pipeline["timings"])
 
 
@@ -192,16 +204,16 @@ def test_dvc_repro_skips_unchanged_and_reruns_only_downstream(pipeline: dict) ->
     ws, env = pipeline["ws"], pipeline["env"]
     again = _dvc(ws, env, "repro", UNTIL)
     assert "Running stage" not in again
-    assert again.count("didn't change, skipping") == 4
-
-    from flows.workspace import write_params
+    assert again.count("didn't change, skipping") == len(STAGES)
 
     write_params(ws / "params.yaml", ["method.dpo.beta=2500"])
     changed = _dvc(ws, env, "repro", UNTIL)
     ran = [line.split("'")[1] for line in changed.splitlines() if line.startswith("Running stage")]
-    assert ran == [
-        "train@dpo"
-    ]  # β of dpo changes only dpo's training (and, once they exist, generate…report)
+    # β of dpo changes only dpo's training and what reads its UNet (not prepare, sft or train@inpo);
+    # score and report follow only if the 8-bit images changed (DVC compares output hashes: with
+    # 2 steps at lr 3e-6 they may not)
+    assert ran[:2] == ["train@dpo", "generate"]
+    assert ran[2:] in ([], ["score"], ["score", "report"])
     assert "method.dpo.beta" in _dvc(ws, env, "params", "diff")
 
 
@@ -228,7 +240,7 @@ def test_mlflow_client_sees_params_metrics_artifacts(pipeline: dict) -> None:
 
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     by_name = {r.info.run_name: r for r in children}
-    assert sorted(by_name) == ["prepare", "sft", "train@dpo", "train@inpo"]
+    assert sorted(by_name) == sorted(STAGES)
     train = by_name["train@inpo"]
     assert train.data.tags["method"] == "inpo" and train.data.tags["cached"] == "false"
     losses = [
@@ -242,6 +254,13 @@ def test_mlflow_client_sees_params_metrics_artifacts(pipeline: dict) -> None:
     files = {a.path for a in client.list_artifacts(train.info.run_id, "model/unet")}
     assert "model/unet/diffusion_pytorch_model.safetensors" in files
     assert by_name["prepare"].data.metrics["kept"] == 10.0  # 12 rows − 1 tie − 1 corrupt pair
+    # evaluation numbers reach the pipeline run itself (comparable across runs), report as artifacts
+    metrics = json.loads((ws / "outputs/score/metrics.json").read_text())
+    assert parent.data.metrics["inpo/toy/oracle/win_rate"] == pytest.approx(
+        metrics["inpo/toy/oracle/win_rate"]
+    )
+    report = {a.path for a in client.list_artifacts(by_name["report"].info.run_id, "report")}
+    assert {"report/report.md", "report/report.html", "report/winrates.json"} <= report
 
 
 def test_mlflow_server_rest_api(pipeline: dict) -> None:
