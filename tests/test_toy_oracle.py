@@ -8,10 +8,11 @@ import math
 import pytest
 import torch
 
+from inpo.sampling import to_pil
 from inpo.toyworld.metrics import classify, diversity, prompt_following
 from inpo.toyworld.oracle import OracleScorer, oracle_terms
 from inpo.toyworld.prompts import all_prompts
-from inpo.toyworld.world import COLOURS, SHAPES, Scene, palette, parse_prompt, random_scenes, render, to_pil
+from inpo.toyworld.world import COLOURS, SHAPES, Scene, palette, parse_prompt, random_scenes, render
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from inpo.sampling import to_pil
 from inpo.toyworld.prompts import all_prompts, heldout_prompts, training_prompts
 from inpo.toyworld.world import (
     COLOURS,
@@ -17,7 +18,6 @@ from inpo.toyworld.world import (
     render,
     shape_masks,
     size_range,
-    to_pil,
 )
 
 

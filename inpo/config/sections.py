@@ -269,7 +269,7 @@ class ToyBaseConfig:
     """``inpo toy base``: train the base from scratch on freshly rendered scenes (epsilon MSE)."""
 
     out: str = "inpo/assets/toy-base"  # where the recipe writes and ``inpo toy pairs`` reads
-    steps: int = field(default=4000, metadata={"gt": 0})
+    steps: int = field(default=3000, metadata={"gt": 0})
     batch_size: int = field(default=64, metadata={"gt": 0})
     learning_rate: float = field(default=1e-3, metadata={"gt": 0})
     warmup_steps: int = field(default=200, metadata={"ge": 0})
@@ -286,12 +286,13 @@ class ToyPairsConfig:
     """``inpo toy pairs``: base samples judged by the oracle, written as Pick-a-Pic v2 parquet."""
 
     out: str = "data/toy/pairs"
-    pairs_per_prompt: int = field(default=30, metadata={"gt": 0})
-    steps: int = field(default=20, metadata={"gt": 0})  # DDIM steps per image
-    guidance: float = field(default=5.0, metadata={"ge": 0})
+    pairs_per_prompt: int = field(default=20, metadata={"gt": 0})  # 108 training prompts → 2160 pairs
+    steps: int = field(default=15, metadata={"gt": 0})  # DDIM steps per image
+    guidance: float = field(default=7.5, metadata={"ge": 0})  # as sample.guidance, what evaluation uses
     tie_margin: float = field(default=0.02, metadata={"ge": 0})  # |oracle difference| below this → tie
     corrupt: int = field(default=4, metadata={"ge": 0})  # rows whose image bytes are garbage
     batch_size: int = field(default=256, metadata={"gt": 0})
+    threads: int = field(default=1, metadata={"gt": 0})  # torch threads while sampling
 
 
 @dataclass(frozen=True)

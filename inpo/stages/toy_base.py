@@ -16,12 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def write_sample_grid(cfg: Config, base_dir: str | Path, path: str | Path, seeds: int = 8) -> Path:
     """Held-out prompts × ``seeds`` DDIM samples of the base (``sample.steps``, ``sample.guidance``)."""
+    from ..io import write_png_atomic
+    from ..sampling import to_pil
     from ..toyworld.figures import sample_grid
-    from ..toyworld.files import atomic_write_bytes
     from ..toyworld.model import load_model
     from ..toyworld.prompts import heldout_prompts
     from ..toyworld.sampling import ddim_sample
-    from ..toyworld.world import to_pil
 
     model = load_model(base_dir)
     prompts = heldout_prompts(cfg)
@@ -35,11 +35,7 @@ def write_sample_grid(cfg: Config, base_dir: str | Path, path: str | Path, seeds
         )
     )
     rows = [(p, images[i * seeds : (i + 1) * seeds]) for i, p in enumerate(prompts)]
-    import io
-
-    buf = io.BytesIO()
-    sample_grid(rows).save(buf, format="PNG")
-    return atomic_write_bytes(path, buf.getvalue())
+    return write_png_atomic(path, sample_grid(rows))
 
 
 def run(cfg: Config, grid: str | None = None, progress: bool = True) -> dict:

@@ -26,8 +26,8 @@ def write_pair_grid(pairs_dir: str | Path, path: str | Path, rows: int = 16) -> 
     import pyarrow.parquet as pq
     from PIL import Image
 
+    from ..io import write_png_atomic
     from ..toyworld.figures import pair_grid
-    from ..toyworld.files import atomic_write_bytes
     from ..toyworld.pairs import SHARD_NAME
 
     table = pq.read_table(Path(pairs_dir) / SHARD_NAME).to_pylist()
@@ -40,9 +40,7 @@ def write_pair_grid(pairs_dir: str | Path, path: str | Path, rows: int = 16) -> 
         shown.append((row["caption"], img0, img1, row["label_0"], row["oracle_0"], row["oracle_1"]))
         if len(shown) == rows:
             break
-    buf = io.BytesIO()
-    pair_grid(shown).save(buf, format="PNG")
-    return atomic_write_bytes(path, buf.getvalue())
+    return write_png_atomic(path, pair_grid(shown))
 
 
 def run(cfg: Config, grid: str | None = None, grid_rows: int = 16, progress: bool = True) -> dict:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .metrics import diversity, prompt_following
-from .model import ToyModel, build_model, save_model
+from .model import SCHEDULER_CONFIG, build_model, save_model
 from .oracle import OracleScorer
 from .prompts import heldout_prompts, training_prompts
 from .sampling import ddim_sample
@@ -29,6 +29,7 @@ from .world import random_scenes, render
 if TYPE_CHECKING:
     from ..config import Config
     from ..config.sections import ToyBaseConfig
+    from ..models import Components
 
 
 def lr_factor(step: int, cfg: ToyBaseConfig) -> float:
@@ -40,7 +41,7 @@ def lr_factor(step: int, cfg: ToyBaseConfig) -> float:
 
 
 def epsilon_loss(
-    model: ToyModel, x0: torch.Tensor, ids: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
+    model: Components, x0: torch.Tensor, ids: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
 ) -> torch.Tensor:
     """x0, noise [B, 3, H, W]; ids [B, L]; t [B] → scalar mean squared error of the noise prediction."""
     x_t = model.scheduler.add_noise(x0, noise, t)
@@ -48,7 +49,7 @@ def epsilon_loss(
     return torch.nn.functional.mse_loss(model.unet(x_t, t, context).sample, noise)
 
 
-def _token_table(model: ToyModel, prompts: list[str]) -> torch.Tensor:
+def _token_table(model: Components, prompts: list[str]) -> torch.Tensor:
     tok = model.tokenizer
     return tok(
         prompts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt"
@@ -56,7 +57,7 @@ def _token_table(model: ToyModel, prompts: list[str]) -> torch.Tensor:
 
 
 def evaluate(
-    model: ToyModel, prompts: list[str], seeds_per_prompt: int, steps: int, guidance: float
+    model: Components, prompts: list[str], seeds_per_prompt: int, steps: int, guidance: float
 ) -> dict[str, Any]:
     """Sample every prompt with seeds 0..k-1; oracle mean, prompt-following accuracies and diversity."""
     items = [(p, s) for p in prompts for s in range(seeds_per_prompt)]
@@ -71,13 +72,72 @@ def evaluate(
     }
 
 
+def draw_batch(
+    prompts: list[str], table: torch.Tensor, cfg: ToyBaseConfig, resolution: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One training batch from ``gen``: x0 [B, 3, H, W] in [-1, 1], ids [B, L], t [B], noise like x0.
+
+    ``table`` holds the token ids of ``prompts`` and, in its last row, of the empty caption.
+    """
+    idx = torch.randint(len(prompts), (cfg.batch_size,), generator=gen)
+    x0 = render(random_scenes([prompts[i] for i in idx], resolution, gen), resolution) * 2 - 1
+    dropped = torch.rand(cfg.batch_size, generator=gen) < cfg.caption_dropout
+    ids = table[torch.where(dropped, len(prompts), idx)]
+    t = torch.randint(0, SCHEDULER_CONFIG["num_train_timesteps"], (cfg.batch_size,), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen)
+    return x0, ids, t, noise
+
+
+@torch.no_grad()
+def ema_update(ema: list[torch.Tensor], params: list[torch.Tensor], step: int, decay: float) -> None:
+    """ema ← d·ema + (1 − d)·param with d = min(decay, (1 + step) / (10 + step)) (a warm-up for early steps)."""
+    d = min(decay, (1 + step) / (10 + step))
+    for e, p in zip(ema, params):
+        e.lerp_(p.detach(), 1 - d)
+
+
+def fit(model: Components, cfg: Config, progress: bool) -> list[float]:
+    """Train ``model`` in place for ``toy.base.steps``; leave the EMA weights in it; return the losses."""
+    from tqdm.auto import tqdm
+
+    toy, base = cfg.toy, cfg.toy.base
+    gen = torch.Generator().manual_seed(toy.seed + 1)  # data stream, apart from the init stream
+    prompts = training_prompts(toy)
+    table = _token_table(model, [*prompts, ""])
+    params = [*model.unet.parameters(), *model.text_encoder.parameters()]
+    ema = [p.detach().clone() for p in params]
+    opt = torch.optim.AdamW(params, lr=base.learning_rate, weight_decay=base.weight_decay)
+    model.unet.train()
+    model.text_encoder.train()
+    losses: list[float] = []
+    bar = tqdm(range(base.steps), desc="toy base", disable=not progress, mininterval=2.0)
+    for step in bar:
+        x0, ids, t, noise = draw_batch(prompts, table, base, toy.resolution, gen)
+        for group in opt.param_groups:
+            group["lr"] = base.learning_rate * lr_factor(step, base)
+        loss = epsilon_loss(model, x0, ids, t, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, base.max_grad_norm)
+        opt.step()
+        ema_update(ema, params, step, base.ema_decay)
+        losses.append(loss.item())
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+    with torch.no_grad():
+        for e, p in zip(ema, params):
+            p.copy_(e)
+    model.unet.eval()
+    model.text_encoder.eval()
+    return losses
+
+
 def train_base(cfg: Config, out: str | Path, progress: bool = True) -> dict[str, Any]:
     """Train the toy base with ``cfg.toy``, write it to ``out`` atomically, return its metadata."""
     import diffusers
     import transformers
-    from tqdm.auto import tqdm
 
-    from .files import atomic_dir
+    from ..io import atomic_directory
 
     toy, base = cfg.toy, cfg.toy.base
     threads = torch.get_num_threads()
@@ -86,46 +146,10 @@ def train_base(cfg: Config, out: str | Path, progress: bool = True) -> dict[str,
         start = time.perf_counter()
         torch.manual_seed(toy.seed)
         model = build_model(toy.resolution, toy.model)
-        gen = torch.Generator().manual_seed(toy.seed + 1)  # data stream, apart from the init stream
-        prompts = training_prompts(toy)
-        table = _token_table(model, [*prompts, ""])  # row len(prompts) is the empty caption
-        params = [*model.unet.parameters(), *model.text_encoder.parameters()]
-        ema = [p.detach().clone() for p in params]
-        opt = torch.optim.AdamW(params, lr=base.learning_rate, weight_decay=base.weight_decay)
-        model.unet.train()
-        model.text_encoder.train()
-        losses: list[float] = []
-        bar = tqdm(range(base.steps), desc="toy base", disable=not progress, mininterval=2.0)
-        for step in bar:
-            idx = torch.randint(len(prompts), (base.batch_size,), generator=gen)
-            x0 = render(random_scenes([prompts[i] for i in idx], toy.resolution, gen), toy.resolution) * 2 - 1
-            dropped = torch.rand(base.batch_size, generator=gen) < base.caption_dropout
-            ids = table[torch.where(dropped, len(prompts), idx)]
-            t = torch.randint(
-                0, model.scheduler.config.num_train_timesteps, (base.batch_size,), generator=gen
-            )
-            noise = torch.randn(x0.shape, generator=gen)
-            for group in opt.param_groups:
-                group["lr"] = base.learning_rate * lr_factor(step, base)
-            loss = epsilon_loss(model, x0, ids, t, noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, base.max_grad_norm)
-            opt.step()
-            decay = min(base.ema_decay, (1 + step) / (10 + step))
-            with torch.no_grad():
-                for e, p in zip(ema, params):
-                    e.lerp_(p.detach(), 1 - decay)
-            losses.append(loss.item())
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+        losses = fit(model, cfg, progress)
         train_seconds = time.perf_counter() - start
-        with torch.no_grad():
-            for e, p in zip(ema, params):
-                p.copy_(e)
-        model.unet.eval()
-        model.text_encoder.eval()
         tail = losses[-100:]
+        steps, guidance = cfg.sample.steps, cfg.sample.guidance
         metadata: dict[str, Any] = {
             "recipe": "inpo toy base",
             "seed": toy.seed,
@@ -138,17 +162,10 @@ def train_base(cfg: Config, out: str | Path, progress: bool = True) -> dict[str,
                 "unet": sum(p.numel() for p in model.unet.parameters()),
                 "text_encoder": sum(p.numel() for p in model.text_encoder.parameters()),
             },
-            "sampling": {
-                "scheduler": "ddim",
-                "eta": 0.0,
-                "steps": cfg.sample.steps,
-                "guidance": cfg.sample.guidance,
-            },
+            "sampling": {"scheduler": "ddim", "eta": 0.0, "steps": steps, "guidance": guidance},
             "eval": {
-                "heldout": evaluate(
-                    model, heldout_prompts(toy), base.eval_seeds, cfg.sample.steps, cfg.sample.guidance
-                ),
-                "train": evaluate(model, prompts, 2, cfg.sample.steps, cfg.sample.guidance),
+                "heldout": evaluate(model, heldout_prompts(toy), base.eval_seeds, steps, guidance),
+                "train": evaluate(model, training_prompts(toy), 2, steps, guidance),
             },
             "versions": {
                 "torch": torch.__version__,
@@ -158,7 +175,7 @@ def train_base(cfg: Config, out: str | Path, progress: bool = True) -> dict[str,
             "threads": base.threads,
         }
         metadata["wall_seconds"] = round(time.perf_counter() - start, 1)
-        with atomic_dir(out) as tmp:
+        with atomic_directory(out) as tmp:
             save_model(model, tmp)
             (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
         return metadata

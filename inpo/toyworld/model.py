@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 from ..tokenizer import write_clip_tokenizer
 from .world import VOCABULARY
 
 if TYPE_CHECKING:
     from ..config.sections import ToyModelConfig
+    from ..models import Components
 
 SCHEDULER_CONFIG: dict[str, Any] = {
     "num_train_timesteps": 1000,
@@ -39,15 +41,6 @@ SCHEDULER_CONFIG: dict[str, Any] = {
     "set_alpha_to_one": False,
     "clip_sample": False,
 }
-
-
-@dataclass
-class ToyModel:
-    # typed Any like inpo.models.Components: mypy cannot see diffusers/transformers attributes (.config)
-    unet: Any  # diffusers.UNet2DConditionModel
-    text_encoder: Any  # transformers.CLIPTextModel
-    tokenizer: Any  # transformers.CLIPTokenizer
-    scheduler: Any  # diffusers.DDPMScheduler
 
 
 def build_tokenizer(max_tokens: int) -> Any:
@@ -102,15 +95,23 @@ def build_scheduler() -> Any:
     return DDPMScheduler.from_config(SCHEDULER_CONFIG)
 
 
-def build_model(resolution: int, cfg: ToyModelConfig) -> ToyModel:
-    """Fresh, randomly initialised toy components (seed torch before calling for reproducibility)."""
+def build_model(resolution: int, cfg: ToyModelConfig) -> Components:
+    """Fresh, randomly initialised toy components (seed torch before calling for reproducibility).
+
+    The same :class:`inpo.models.Components` the project's loader returns (``vae`` None: pixel space),
+    so sampling and training code take a freshly built base and a loaded one alike.
+    """
+    from ..models import Components
+
     tokenizer = build_tokenizer(cfg.max_tokens)
     text_encoder = build_text_encoder(tokenizer, cfg)
     unet = build_unet(resolution, cfg.text_hidden, cfg)
-    return ToyModel(unet, text_encoder, tokenizer, build_scheduler())
+    scheduler = build_scheduler()
+    abar = scheduler.alphas_cumprod.detach().to(torch.float32).clone()
+    return Components("toy", unet, None, text_encoder, tokenizer, scheduler, abar)
 
 
-def save_model(model: ToyModel, out_dir: str | Path) -> Path:
+def save_model(model: Components, out_dir: str | Path) -> Path:
     """Write the four component folders (safetensors) and ``model_index.json`` into ``out_dir``."""
     import diffusers
 
@@ -135,7 +136,7 @@ def save_model(model: ToyModel, out_dir: str | Path) -> Path:
     return out
 
 
-def load_model(path: str | Path) -> ToyModel:
+def load_model(path: str | Path) -> Components:
     """Load a toy base folder through the project's loader (:func:`inpo.models.load_components`)."""
     from ..config.sections import ModelConfig
     from ..models import load_components
@@ -148,4 +149,5 @@ def load_model(path: str | Path) -> ToyModel:
     parts = load_components(ModelConfig(family="toy", pretrained=str(root)))
     if parts.vae is not None:
         raise ValueError(f"{root}: a toy base is pixel space, but the folder has a vae/")
-    return ToyModel(parts.unet.eval(), parts.text_encoder.eval(), parts.tokenizer, parts.scheduler)
+    parts.unet.eval()
+    return parts

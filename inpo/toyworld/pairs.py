@@ -22,18 +22,19 @@ from typing import TYPE_CHECKING, Any
 import torch
 from PIL import Image
 
-from .files import atomic_dir
-from .model import ToyModel, load_model
+from ..io import atomic_directory
+from ..sampling import to_uint8
+from .model import load_model
 from .oracle import OracleScorer
 from .prompts import training_prompts
 from .sampling import ddim_sample
-from .world import to_uint8
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from ..config import Config
     from ..config.sections import ToyPairsConfig
+    from ..models import Components
 
 SEED_STRIDE = 1_000_000
 SHARD_NAME = "train-00000-of-00001.parquet"
@@ -47,19 +48,19 @@ def pair_seeds(run_seed: int, pair_index: int) -> tuple[int, int]:
 
 
 def preference_labels(score_0: torch.Tensor, score_1: torch.Tensor, tie_margin: float) -> torch.Tensor:
-    """score_0, score_1 [N] → label_0 [N]: 1 if image 0 wins by at least ``tie_margin``, 0 if it loses
-    by at least that, 0.5 otherwise (a tie)."""
+    """score_0, score_1 [N] → label_0 [N]: 1 if image 0 scores higher by at least ``tie_margin``, 0 if
+    image 1 does, 0.5 otherwise (a tie; equal scores are always a tie)."""
     delta = score_0 - score_1
     label = torch.full_like(delta, 0.5, dtype=torch.float64)
-    label[delta >= tie_margin] = 1.0
-    label[delta <= -tie_margin] = 0.0
+    label[(delta > 0) & (delta >= tie_margin)] = 1.0
+    label[(delta < 0) & (-delta >= tie_margin)] = 0.0
     return label
 
 
 def png_bytes(pixels: torch.Tensor) -> bytes:
-    """[H, W, 3] uint8 → PNG file bytes."""
+    """[3, H, W] uint8 → PNG file bytes."""
     buf = io.BytesIO()
-    Image.fromarray(pixels.numpy()).save(buf, format="PNG")
+    Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -71,44 +72,39 @@ def garbage_bytes(generator: torch.Generator, length: int = 64) -> bytes:
 
 
 def sample_pixels(
-    model: ToyModel, prompts: list[str], seeds: list[int], cfg: ToyPairsConfig, progress: bool
+    model: Components, prompts: list[str], seeds: list[int], cfg: ToyPairsConfig, progress: bool
 ) -> torch.Tensor:
-    """Base samples → [N, H, W, 3] uint8 (the pixels that get stored)."""
+    """Base samples → [N, 3, H, W] uint8 (the pixels that get stored)."""
     from tqdm.auto import tqdm
 
-    chunks = range(0, len(prompts), cfg.batch_size)
     out = []
-    for start in tqdm(chunks, desc="toy pairs", disable=not progress, mininterval=2.0):
-        end = start + cfg.batch_size
-        out.append(
-            to_uint8(
-                ddim_sample(
-                    model, prompts[start:end], seeds[start:end], cfg.steps, cfg.guidance, cfg.batch_size
-                )
-            )
-        )
+    for start in tqdm(range(0, len(prompts), cfg.batch_size), desc="toy pairs", disable=not progress):
+        chunk = slice(start, start + cfg.batch_size)
+        images = ddim_sample(model, prompts[chunk], seeds[chunk], cfg.steps, cfg.guidance, cfg.batch_size)
+        out.append(to_uint8(images))
     return torch.cat(out)
 
 
-def build_table(cfg: Config, model: ToyModel, progress: bool = True) -> tuple[pa.Table, dict[str, Any]]:
-    """Sample, judge and assemble every pair → (parquet table, statistics)."""
+def assemble_table(
+    captions: list[str],
+    seeds: list[tuple[int, int]],
+    images: list[bytes],
+    scores: torch.Tensor,
+    label_0: torch.Tensor,
+    run_seed: int,
+    corrupt: int,
+) -> tuple[pa.Table, list[int]]:
+    """Pairs in a seeded random row order, ``corrupt`` of them with one image replaced by garbage.
+
+    images: 2 per pair (pair i → images 2i, 2i + 1); scores [P, 2]; label_0 [P].
+    Returns the table and the (sorted) row numbers of the corrupt rows.
+    """
     import pyarrow as pa
 
-    toy, pairs = cfg.toy, cfg.toy.pairs
-    captions = [p for p in training_prompts(toy) for _ in range(pairs.pairs_per_prompt)]
-    seeds = [pair_seeds(toy.seed, i) for i in range(len(captions))]
-    flat_prompts = [c for c in captions for _ in range(2)]
-    start = time.perf_counter()
-    pixels = sample_pixels(model, flat_prompts, [s for pair in seeds for s in pair], pairs, progress)
-    sample_seconds = time.perf_counter() - start
-    scores = OracleScorer().score(pixels.permute(0, 3, 1, 2).float() / 255.0, flat_prompts).view(-1, 2)
-    label_0 = preference_labels(scores[:, 0], scores[:, 1], pairs.tie_margin)
-    images = [png_bytes(p) for p in pixels]
-
-    gen = torch.Generator().manual_seed(toy.seed)
+    gen = torch.Generator().manual_seed(run_seed)
     order = torch.randperm(len(captions), generator=gen).tolist()
     jpg = [[images[2 * i + side] for i in order] for side in (0, 1)]
-    corrupt_rows = sorted(torch.randperm(len(order), generator=gen)[: pairs.corrupt].tolist())
+    corrupt_rows = sorted(torch.randperm(len(order), generator=gen)[:corrupt].tolist())
     for row in corrupt_rows:
         jpg[int(torch.randint(2, (1,), generator=gen))][row] = garbage_bytes(gen)
     table = pa.table(
@@ -124,10 +120,27 @@ def build_table(cfg: Config, model: ToyModel, progress: bool = True) -> tuple[pa
             "seed_1": pa.array([seeds[i][1] for i in order], pa.int64()),
         }
     )
+    return table, corrupt_rows
+
+
+def build_table(cfg: Config, model: Components, progress: bool = True) -> tuple[pa.Table, dict[str, Any]]:
+    """Sample, judge and assemble every pair → (parquet table, statistics)."""
+    toy, pairs = cfg.toy, cfg.toy.pairs
+    prompts = training_prompts(toy)
+    captions = [p for p in prompts for _ in range(pairs.pairs_per_prompt)]
+    seeds = [pair_seeds(toy.seed, i) for i in range(len(captions))]
+    flat_prompts = [c for c in captions for _ in range(2)]
+    start = time.perf_counter()
+    pixels = sample_pixels(model, flat_prompts, [s for pair in seeds for s in pair], pairs, progress)
+    sample_seconds = time.perf_counter() - start
+    scores = OracleScorer().score(pixels.float() / 255.0, flat_prompts).view(-1, 2)  # the stored pixels
+    label_0 = preference_labels(scores[:, 0], scores[:, 1], pairs.tie_margin)
+    images = [png_bytes(p) for p in pixels]
+    table, corrupt_rows = assemble_table(captions, seeds, images, scores, label_0, toy.seed, pairs.corrupt)
     ties = int((label_0 == 0.5).sum())
     stats = {
         "pairs": len(captions),
-        "prompts": len(training_prompts(toy)),
+        "prompts": len(prompts),
         "ties": ties,
         "tie_rate": ties / len(captions),
         "corrupt_rows": corrupt_rows,
@@ -146,7 +159,7 @@ def generate_pairs(
 
     start = time.perf_counter()
     threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.toy.base.threads)
+    torch.set_num_threads(cfg.toy.pairs.threads)
     try:
         model = load_model(base_dir)
         table, stats = build_table(cfg, model, progress)
@@ -164,7 +177,7 @@ def generate_pairs(
         **stats,
         "wall_seconds": round(time.perf_counter() - start, 1),
     }
-    with atomic_dir(out) as tmp:
+    with atomic_directory(out) as tmp:
         pq.write_table(table, tmp / SHARD_NAME)
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
     return metadata

@@ -151,13 +151,3 @@ def images_to_tensor(images: Sequence[Image.Image] | torch.Tensor) -> torch.Tens
     if len({a.shape for a in arrays}) != 1:
         raise ValueError(f"images differ in size: {sorted({a.shape for a in arrays})}")
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[N, 3, H, W] in [-1, 1] (model space) → [N, H, W, 3] uint8 (clamped, rounded)."""
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
-
-
-def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    """[N, 3, H, W] in [-1, 1] (model space) → RGB PIL images."""
-    return [Image.fromarray(a) for a in to_uint8(images).numpy()]
