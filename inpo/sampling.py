@@ -60,9 +60,11 @@ def sample_images(
     sched = make_scheduler(scheduler, components.scheduler.config)
     sched.set_timesteps(steps)
     x = initial_noise(seeds, (components.latent_channels, side, side)).to(device) * sched.init_noise_sigma
-    cond = encode_prompts(components, list(prompts), resolution=res)
+    # SDXL "real" micro-conditioning at inference: the pipeline's default (full-size original, no crop)
+    geometry = {"original_sizes": [(res, res)] * len(prompts), "crop_top_lefts": [(0, 0)] * len(prompts)}
+    cond = encode_prompts(components, list(prompts), resolution=res, **geometry)
     if guidance != 1.0:
-        uncond = encode_prompts(components, [""] * len(prompts), resolution=res)
+        uncond = encode_prompts(components, [""] * len(prompts), resolution=res, **geometry)
         cond = type(cond).cat([uncond, cond])
     was_training = unet.training
     unet.eval()

@@ -26,12 +26,16 @@ from ..rng import pair_generator
 from .images import CorruptImageError, decode_rgb, image_bytes
 from .index import PairIndex, read_pair_index
 from .sources import IMAGE_COLUMNS, PairDataError, Shard, ShardCache, resolve_source
-from .transforms import draw_pair, transform_image
+from .transforms import draw_pair, transform_image_with_geometry
 
 
 @dataclass(frozen=True)
 class PairExample:
-    """One transformed pair. ``caption`` is "" when dropped (the same "" conditions both sides)."""
+    """One transformed pair. ``caption`` is "" when dropped (the same "" conditions both sides).
+
+    ``original_size_*`` (height, width) before resizing and ``crop_top_left_*`` (top, left) in the
+    resized image as the output shows it (after a flip: in the flipped frame, as diffusers' SDXL
+    script): SDXL's real micro-conditioning (:class:`.transforms.ImageGeometry`)."""
 
     pair_index: int
     caption: str
@@ -40,6 +44,10 @@ class PairExample:
     flip_w: bool
     flip_l: bool
     caption_dropped: bool
+    original_size_w: tuple[int, int]
+    original_size_l: tuple[int, int]
+    crop_top_left_w: tuple[int, int]
+    crop_top_left_l: tuple[int, int]
 
 
 @dataclass
@@ -53,6 +61,10 @@ class PairBatch:
     flip_w: torch.Tensor  # [B] bool
     flip_l: torch.Tensor  # [B] bool
     caption_dropped: torch.Tensor  # [B] bool
+    original_size_w: torch.Tensor  # [B, 2] int64 (height, width) before resizing
+    original_size_l: torch.Tensor  # [B, 2]
+    crop_top_left_w: torch.Tensor  # [B, 2] int64 (top, left) of the crop
+    crop_top_left_l: torch.Tensor  # [B, 2]
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -67,6 +79,10 @@ class PairBatch:
             flip_w=self.flip_w.to(device),
             flip_l=self.flip_l.to(device),
             caption_dropped=self.caption_dropped.to(device),
+            original_size_w=self.original_size_w.to(device),
+            original_size_l=self.original_size_l.to(device),
+            crop_top_left_w=self.crop_top_left_w.to(device),
+            crop_top_left_l=self.crop_top_left_l.to(device),
         )
 
     def pin_memory(self) -> PairBatch:
@@ -86,6 +102,10 @@ def collate_pairs(examples: Sequence[PairExample]) -> PairBatch:
         flip_w=torch.tensor([e.flip_w for e in examples], dtype=torch.bool),
         flip_l=torch.tensor([e.flip_l for e in examples], dtype=torch.bool),
         caption_dropped=torch.tensor([e.caption_dropped for e in examples], dtype=torch.bool),
+        original_size_w=torch.tensor([e.original_size_w for e in examples], dtype=torch.int64),
+        original_size_l=torch.tensor([e.original_size_l for e in examples], dtype=torch.int64),
+        crop_top_left_w=torch.tensor([e.crop_top_left_w for e in examples], dtype=torch.int64),
+        crop_top_left_l=torch.tensor([e.crop_top_left_l for e in examples], dtype=torch.int64),
     )
 
 
@@ -159,7 +179,7 @@ class PairDataset(Dataset[PairExample]):
         draws = draw_pair(
             pair_generator(self.seed, self.epoch, pair_index, "data"), cfg.caption_dropout, cfg.random_flip
         )
-        images = []
+        images, geometry = [], []
         for side, data, flip, crop_u in (
             ("winner", winner, draws.flip_w, draws.crop_w),
             ("loser", loser, draws.flip_l, draws.crop_l),
@@ -172,7 +192,11 @@ class PairDataset(Dataset[PairExample]):
                     f"{shard}: row {self.index.row[pair_index]} (pair {pair_index}, {side}): {err}; the index says "
                     "it decoded at prepare time: did the shard change?"
                 ) from err
-            images.append(transform_image(img, cfg.resolution, cfg.crop, cfg.interpolation, flip, crop_u))
+            pixels, geom = transform_image_with_geometry(
+                img, cfg.resolution, cfg.crop, cfg.interpolation, flip, crop_u
+            )
+            images.append(pixels)
+            geometry.append(geom)
         return PairExample(
             pair_index=pair_index,
             caption="" if draws.caption_dropped else self.index.captions[pair_index],
@@ -181,4 +205,8 @@ class PairDataset(Dataset[PairExample]):
             flip_w=draws.flip_w,
             flip_l=draws.flip_l,
             caption_dropped=draws.caption_dropped,
+            original_size_w=geometry[0].original_size,
+            original_size_l=geometry[1].original_size,
+            crop_top_left_w=geometry[0].crop_top_left,
+            crop_top_left_l=geometry[1].crop_top_left,
         )

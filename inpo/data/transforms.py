@@ -1,5 +1,6 @@
 """Pair transforms (spec §4): shorter side → ``resolution``, centre or random crop, independent
-horizontal flips of winner and loser, pixels to [-1, 1]; caption dropout shared by the pair.
+horizontal flips of winner and loser, pixels to [-1, 1]; caption dropout shared by the pair. Each
+image's original size and crop offset (:class:`ImageGeometry`) feed SDXL's micro-conditioning.
 
 Resizing is PIL's antialiased resize (``bilinear`` by default, as the Diffusion-DPO/InPO training
 scripts' ``transforms.Resize``; ``bicubic`` on request), sizes as torchvision computes them: the
@@ -72,12 +73,28 @@ def to_signed_unit(img: Image.Image) -> torch.Tensor:
     return (pixels.float() / 255.0 - 0.5) / 0.5
 
 
-def transform_image(
+@dataclass(frozen=True)
+class ImageGeometry:
+    """Where a training image came from, for SDXL's micro-conditioning (``model.sdxl_micro_conditioning``).
+
+    original_size: (height, width) of the decoded image before resizing.
+    crop_top_left: (top, left) of the crop in the resized image *as the output shows it*: for a flipped
+    image the left offset is measured in the flipped frame (``resized_width - R - left``), which is what
+    diffusers' SDXL training script records (it flips, then crops, then stores the crop's (y1, x1)).
+    """
+
+    original_size: tuple[int, int]
+    crop_top_left: tuple[int, int]
+
+
+def transform_image_with_geometry(
     img: Image.Image, resolution: int, crop: str, interpolation: str, flip: bool, crop_u: tuple[float, float]
-) -> torch.Tensor:
-    """Resize shorter side, crop to ``resolution``², maybe flip left-right → [3, R, R] in [-1, 1]."""
+) -> tuple[torch.Tensor, ImageGeometry]:
+    """Resize shorter side, crop to ``resolution``², maybe flip left-right → (image [3, R, R] in [-1, 1],
+    its :class:`ImageGeometry`)."""
     if interpolation not in INTERPOLATION:
         raise ValueError(f"data.interpolation: {interpolation!r}; expected one of {', '.join(INTERPOLATION)}")
+    original_size = (img.height, img.width)
     width, height = resized_size(img.width, img.height, resolution)
     if (width, height) != img.size:
         img = img.resize((width, height), INTERPOLATION[interpolation])
@@ -85,4 +102,12 @@ def transform_image(
     img = img.crop((left, top, left + resolution, top + resolution))
     if flip:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return to_signed_unit(img)
+        left = width - resolution - left
+    return to_signed_unit(img), ImageGeometry(original_size, (top, left))
+
+
+def transform_image(
+    img: Image.Image, resolution: int, crop: str, interpolation: str, flip: bool, crop_u: tuple[float, float]
+) -> torch.Tensor:
+    """Resize shorter side, crop to ``resolution``², maybe flip left-right → [3, R, R] in [-1, 1]."""
+    return transform_image_with_geometry(img, resolution, crop, interpolation, flip, crop_u)[0]

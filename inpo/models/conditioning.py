@@ -141,6 +141,33 @@ def constant_time_ids(batch: int, resolution: tuple[int, int]) -> torch.Tensor:
     return sdxl_time_ids([(h, w)] * batch, [(0, 0)] * batch, (h, w))
 
 
+def micro_conditioning_time_ids(
+    mode: str,
+    batch: int,
+    target: tuple[int, int],
+    original_sizes: Sequence[tuple[int, int]] | None = None,
+    crop_top_lefts: Sequence[tuple[int, int]] | None = None,
+) -> torch.Tensor:
+    """SDXL time_ids [B, 6] fp32 for ``model.sdxl_micro_conditioning`` = ``mode``: ``"constant"``
+    (H, W, 0, 0, H, W) at ``target``, or ``"real"`` from each image's ``original_sizes`` [(h, w)] and
+    ``crop_top_lefts`` [(top, left)] (B of each; ignored by ``"constant"``)."""
+    if mode == "constant":
+        return constant_time_ids(batch, target)
+    if mode == "real":
+        if original_sizes is None or crop_top_lefts is None:
+            raise ValueError(
+                "model.sdxl_micro_conditioning=real needs each image's original size and crop offset "
+                "(encode_prompts(original_sizes=..., crop_top_lefts=...))"
+            )
+        if len(original_sizes) != batch:
+            raise ValueError(f"encode_prompts: {batch} captions but {len(original_sizes)} original sizes")
+        return sdxl_time_ids(original_sizes, crop_top_lefts, target)
+    raise ValueError(
+        f"model.sdxl_micro_conditioning: unknown mode {mode!r}; "
+        f"expected one of {', '.join(MICRO_CONDITIONING)}"
+    )
+
+
 def _tokenize(tokenizer: Any, captions: list[str], device: torch.device) -> torch.Tensor:
     ids = tokenizer(
         captions,
@@ -189,25 +216,9 @@ def encode_prompts(
 
     res = resolution if resolution is not None else components.native_resolution
     target = (res, res) if isinstance(res, int) else (int(res[0]), int(res[1]))
-    micro_conditioning = components.micro_conditioning
-    if micro_conditioning == "constant":
-        time_ids = constant_time_ids(len(captions), target)
-    elif micro_conditioning == "real":
-        if original_sizes is None or crop_top_lefts is None:
-            raise ValueError(
-                "model.sdxl_micro_conditioning=real needs each image's original size and crop offset "
-                "(encode_prompts(original_sizes=..., crop_top_lefts=...))"
-            )
-        if len(original_sizes) != len(captions):
-            raise ValueError(
-                f"encode_prompts: {len(captions)} captions but {len(original_sizes)} original sizes"
-            )
-        time_ids = sdxl_time_ids(original_sizes, crop_top_lefts, target)
-    else:
-        raise ValueError(
-            f"model.sdxl_micro_conditioning: unknown mode {micro_conditioning!r}; "
-            f"expected one of {', '.join(MICRO_CONDITIONING)}"
-        )
+    time_ids = micro_conditioning_time_ids(
+        components.micro_conditioning, len(captions), target, original_sizes, crop_top_lefts
+    )
     return Conditioning(hidden, pooled, time_ids.to(device))
 
 

@@ -3,7 +3,10 @@ reference's DDIM-inversion walks (``method.inpo.inversion.cache``, spec §5).
 
 Keys. An image is (pair index, side ``w``/``l``, flipped, caption dropped): its VAE latent depends on
 the first three, its inversion walk on all four (the caption conditions the inversion). Text
-embeddings are keyed by the caption text. Each pair's flips and caption dropout come from its
+embeddings are keyed by the caption text. SDXL's micro-conditioning (time_ids) is never cached with
+the text: it is built per image from the image's own size and crop (:func:`pair_conditioning`), so
+winner and loser rows each get theirs; the embedding cache keeps each image's geometry beside its
+latent. Each pair's flips and caption dropout come from its
 ``"data"`` stream, so the same key means the same tensors in every epoch, run and method; random crops
 would not (their offsets are not in the key), hence both caches need ``data.crop: center``.
 
@@ -58,6 +61,11 @@ class ImageKey:
     @property
     def latent_name(self) -> str:
         return f"latent/{self.pair_index}/{self.side}/{int(self.flip)}"
+
+    @property
+    def geometry_name(self) -> str:
+        """[4] int64 (original_h, original_w, crop_top, crop_left): SDXL's real micro-conditioning."""
+        return f"geometry/{self.pair_index}/{self.side}/{int(self.flip)}"
 
     @property
     def inversion_name(self) -> str:
@@ -217,13 +225,45 @@ class InversionCache:
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class EncodedBatch:
-    """A micro-batch in model space: x0_w, x0_l [B, C, h, w] fp32; cond (B rows, the pair's caption or "");
-    keys: the 2B image keys (winners, then losers)."""
+    """A micro-batch in model space: x0_w, x0_l [B, C, h, w] fp32; cond2 (2B rows, winners then losers:
+    the pair's caption or "", and for SDXL each image's own micro-conditioning); keys: the 2B image keys
+    (winners, then losers); geometry [2B, 4] int64 (original_h, original_w, crop_top, crop_left)."""
 
     x0_w: torch.Tensor
     x0_l: torch.Tensor
-    cond: Any
+    cond2: Any
     keys: list[ImageKey]
+    geometry: torch.Tensor
+
+    @property
+    def cond(self) -> Any:
+        """The winners' rows of ``cond2`` (B rows)."""
+        return self.cond2.select(slice(0, self.x0_w.shape[0]))
+
+
+def pair_conditioning(components: Any, cond: Any, resolution: int, geometry: torch.Tensor) -> Any:
+    """Text conditioning of B pairs → the 2B rows the objectives use (winners, then losers).
+
+    cond: B rows; geometry: [2B, 4] int64 rows (original_h, original_w, crop_top, crop_left), winners
+    then losers. SD1.5 and toy: the text twice. SDXL: each image's own time_ids as
+    ``model.sdxl_micro_conditioning`` says (constant: (R, R, 0, 0, R, R) for every row; real: the
+    image's size and crop), replacing whatever time_ids ``cond`` carries."""
+    from ..models.conditioning import micro_conditioning_time_ids
+
+    pair = cond.repeat(2)
+    if cond.time_ids is None:
+        return pair
+    rows = geometry.tolist()
+    if len(rows) != len(pair):
+        raise ValueError(f"pair_conditioning: {len(pair)} rows of text but {len(rows)} image geometries")
+    time_ids = micro_conditioning_time_ids(
+        components.micro_conditioning,
+        len(rows),
+        (resolution, resolution),
+        [(r[0], r[1]) for r in rows],
+        [(r[2], r[3]) for r in rows],
+    )
+    return pair.with_time_ids(time_ids)
 
 
 def _text_name(caption: str) -> str:
@@ -255,14 +295,28 @@ class TrainCaches:
             keys = pair_image_keys(
                 indices, batch.flip_w.tolist(), batch.flip_l.tolist(), batch.caption_dropped.tolist()
             )
+            geometry = torch.cat(
+                [
+                    torch.cat([batch.original_size_w, batch.crop_top_left_w], dim=1),
+                    torch.cat([batch.original_size_l, batch.crop_top_left_l], dim=1),
+                ]
+            )
             x0_w = encode_images(self.components, batch.image_w.to(device))
             x0_l = encode_images(self.components, batch.image_l.to(device))
-            cond = encode_prompts(self.components, batch.captions, resolution=self.resolution)
-            return EncodedBatch(x0_w, x0_l, cond, keys)
+            cond = encode_prompts(
+                self.components,
+                batch.captions,
+                resolution=self.resolution,
+                original_sizes=[tuple(r) for r in batch.original_size_w.tolist()],
+                crop_top_lefts=[tuple(r) for r in batch.crop_top_left_w.tolist()],
+            )
+            cond2 = pair_conditioning(self.components, cond, self.resolution, geometry)
+            return EncodedBatch(x0_w, x0_l, cond2, keys, geometry)
         keys, captions = self._keys_without_images(dataset, indices)
-        latents = self._latents(dataset, keys, device)
+        latents, geometry = self._latents(dataset, keys, device)
         b = len(indices)
-        return EncodedBatch(latents[:b], latents[b:], self._text(captions), keys)
+        cond2 = pair_conditioning(self.components, self._text(captions), self.resolution, geometry)
+        return EncodedBatch(latents[:b], latents[b:], cond2, keys, geometry)
 
     @staticmethod
     def _keys_without_images(dataset: Any, indices: Sequence[int]) -> tuple[list[ImageKey], list[str]]:
@@ -286,11 +340,16 @@ class TrainCaches:
         )
         return keys, captions
 
-    def _latents(self, dataset: Any, keys: list[ImageKey], device: torch.device | str) -> torch.Tensor:
+    def _latents(
+        self, dataset: Any, keys: list[ImageKey], device: torch.device | str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents [2B, C, h, w] on ``device`` and geometry [2B, 4] int64 (CPU) of ``keys``."""
         from ..models import encode_images
 
         assert self.embeddings is not None
-        found = [self.embeddings.get(k.latent_name) for k in keys]
+        store = self.embeddings
+        found = [store.get(k.latent_name) if k.geometry_name in store else None for k in keys]
+        geometry = [store.get(k.geometry_name) if x is not None else None for k, x in zip(keys, found)]
         missing_pairs = sorted({keys[i].pair_index for i, x in enumerate(found) if x is None})
         if missing_pairs:
             examples = {e.pair_index: e for e in dataset.__getitems__(missing_pairs)}
@@ -305,35 +364,55 @@ class TrainCaches:
                         f"(flip {flip} vs {key.flip}); the dataset's draw order changed"
                     )
                 images.append(example.image_w if key.side == "w" else example.image_l)
+                size, crop = (
+                    (example.original_size_w, example.crop_top_left_w)
+                    if key.side == "w"
+                    else (example.original_size_l, example.crop_top_left_l)
+                )
+                geometry[i] = torch.tensor([*size, *crop], dtype=torch.int64)
             encoded = encode_images(self.components, torch.stack(images).to(device))
             for j, i in enumerate(todo):
-                self.embeddings.put(keys[i].latent_name, encoded[j])
+                store.put(keys[i].latent_name, encoded[j])
+                store.put(keys[i].geometry_name, geometry[i])  # type: ignore[arg-type]
                 found[i] = encoded[j]
-        return torch.stack([x.to(device) for x in found if x is not None])
+        latents = torch.stack([x.to(device) for x in found if x is not None])
+        return latents, torch.stack([g.to(torch.int64) for g in geometry if g is not None])
 
     def _text(self, captions: list[str]) -> Any:
-        from ..models import Conditioning, encode_prompts
+        """Text conditioning of ``captions`` (B rows). SDXL rows carry placeholder time_ids
+        (R, R, 0, 0, R, R): :func:`pair_conditioning` replaces them with each image's own."""
+        from ..models import Conditioning, constant_time_ids, encode_prompts
 
         assert self.embeddings is not None
         unique = list(dict.fromkeys(captions))
         device = self.components.text_encoder.device
+        square = (self.resolution, self.resolution)
         rows: dict[str, Conditioning] = {}
         for caption in unique:
             prefix = _text_name(caption)
             hidden = self.embeddings.get(f"{prefix}/encoder_hidden_states")
             if hidden is not None:
                 tensors = {"encoder_hidden_states": hidden}
-                for name in ("text_embeds", "time_ids"):  # SDXL only
-                    if f"{prefix}/{name}" in self.embeddings:
-                        tensors[name] = self.embeddings.get(f"{prefix}/{name}")  # type: ignore[assignment]
+                if f"{prefix}/text_embeds" in self.embeddings:  # SDXL
+                    pooled = self.embeddings.get(f"{prefix}/text_embeds")
+                    assert pooled is not None
+                    tensors["text_embeds"] = pooled
+                    tensors["time_ids"] = constant_time_ids(1, square)
                 rows[caption] = Conditioning.from_tensors(tensors).to(device)
         todo = [c for c in unique if c not in rows]
         if todo:
-            fresh = encode_prompts(self.components, todo, resolution=self.resolution)
+            fresh = encode_prompts(
+                self.components,
+                todo,
+                resolution=self.resolution,
+                original_sizes=[square] * len(todo),  # placeholders (see pair_conditioning)
+                crop_top_lefts=[(0, 0)] * len(todo),
+            )
             for j, caption in enumerate(todo):
                 row = fresh.select([j])
                 for name, tensor in row.tensors().items():
-                    self.embeddings.put(f"{_text_name(caption)}/{name}", tensor)
+                    if name != "time_ids":  # per image, not per caption
+                        self.embeddings.put(f"{_text_name(caption)}/{name}", tensor)
                 rows[caption] = row.to(device)
         return Conditioning.cat([rows[c] for c in captions])
 

@@ -2,11 +2,14 @@
 
 Effective batch = ``train.pairs_per_device`` × processes × ``train.grad_accum`` pairs per optimizer
 step. Mixed precision with fp32 master weights, gradient clipping, AdamW or Adafactor, warm-up then
-constant or cosine, optional EMA. Logged every step (``metrics.jsonl`` and the progress bar): loss,
-implicit accuracy, policy/reference errors of winner and loser, reward margin, learning rate, grad
-norm, pairs/s, seconds split into inversion and update. Checkpoints every ``checkpoint_every`` steps
-and at the end (atomic, keep-last-K, auto-resume). A non-finite loss or gradient skips the update;
-``max_nonfinite_in_row`` of them stop the run with the last good checkpoint intact.
+constant or cosine, optional EMA (diffusers' ``EMAModel``: its decay is ``min(train.ema.decay,
+(1 + n) / (10 + n))`` at its n-th update after the first, which copies; checkpoints hold ``ema.pt``
+and the final weights are the EMA's; validation samples the raw policy). Logged every step
+(``metrics.jsonl`` and the progress bar): loss, implicit accuracy, policy/reference errors of winner
+and loser, reward margin, learning rate, grad norm, pairs/s, seconds split into inversion and update.
+Checkpoints every ``checkpoint_every`` steps and at the end (atomic, keep-last-K, auto-resume). A
+non-finite loss or gradient skips the update; ``max_nonfinite_in_row`` of them stop the run with the
+last good checkpoint intact.
 """
 
 from __future__ import annotations
@@ -142,13 +145,17 @@ def train(cfg: Config, spec: RunSpec, accelerator: Any | None = None) -> TrainRe
         state = ckpt.load_checkpoint_state(latest, optimizer)
         start_step, skipped = int(state["step"]), int(state.get("skipped_nonfinite", 0))
         if ema is not None and (latest / "ema.pt").exists():
-            ema.load_state_dict(torch.load(latest / "ema.pt", weights_only=True))
+            ema.load_state_dict(torch.load(latest / "ema.pt", weights_only=True, map_location=device))
         accelerator.print(f"[{spec.method}] resuming from {latest} (step {start_step})")
     if accelerator.is_main_process:
         _truncate_jsonl(metrics_path, start_step)
 
     inverter_unet = reference if cfg.method.inpo.inversion.model == "reference" else None
-    uncond = encode_prompts(components, [""], resolution=cfg.data.resolution)
+    res = cfg.data.resolution
+    # SDXL: the placeholder micro-conditioning is replaced by each row's own where it is used (objectives)
+    uncond = encode_prompts(
+        components, [""], resolution=res, original_sizes=[(res, res)], crop_top_lefts=[(0, 0)]
+    )
     models = Models(
         policy=lambda x, t, c: unet_eps(policy, x, t, c),
         reference=reference,
@@ -168,6 +175,8 @@ def train(cfg: Config, spec: RunSpec, accelerator: Any | None = None) -> TrainRe
 
             def write_weights(path: Path) -> None:
                 save_unet_weights(raw_policy, path, lora)
+                if ema is not None:  # inside the temporary folder: renamed with the checkpoint, atomically
+                    torch.save(ema.state_dict(), path.parent / "ema.pt")
 
             ckpt.save_checkpoint(
                 spec.ckpt_dir,
@@ -177,8 +186,6 @@ def train(cfg: Config, spec: RunSpec, accelerator: Any | None = None) -> TrainRe
                 state={"method": spec.method, "skipped_nonfinite": skipped, "metrics": last},
                 keep=tc.keep_checkpoints,
             )
-            if ema is not None:
-                torch.save(ema.state_dict(), ckpt.latest_checkpoint(spec.ckpt_dir) / "ema.pt")  # type: ignore[operator]
         accelerator.wait_for_everyone()
 
     from tqdm.auto import tqdm
@@ -201,8 +208,7 @@ def train(cfg: Config, spec: RunSpec, accelerator: Any | None = None) -> TrainRe
         sums: dict[str, float] = {}
         for a, indices in enumerate(micro):
             encoded = caches.encode(dataset, indices, device)
-            x0_w, x0_l, cond = encoded.x0_w, encoded.x0_l, encoded.cond
-            cond2 = type(cond).cat([cond, cond])
+            x0_w, x0_l, cond2 = encoded.x0_w, encoded.x0_l, encoded.cond2  # cond2: winner rows, loser rows
             draws = draw_pairs(
                 tc.seed, epoch, indices, tuple(x0_w.shape[1:]), tc.timestep_min, tc.timestep_max
             )

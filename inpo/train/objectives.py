@@ -127,7 +127,10 @@ def inpo_objective(
         cond = cond2.select(rows)
         eps = models.inverter(x, ts, cond)
         if inv.guidance != 1.0:
-            eps_u = models.inverter(x, ts, models.uncond.select(torch.zeros_like(rows)))
+            uncond = models.uncond.select(torch.zeros_like(rows))
+            if cond.time_ids is not None:  # SDXL: "" with each row's own micro-conditioning
+                uncond = uncond.with_time_ids(cond.time_ids)
+            eps_u = models.inverter(x, ts, uncond)
             eps = eps_u + inv.guidance * (eps - eps_u)
         return eps
 
