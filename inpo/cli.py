@@ -78,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"inpo: config error: {err}", file=sys.stderr)
         return 2
+    if cfg.runtime.cpu_threads is not None:
+        import torch
+
+        torch.set_num_threads(cfg.runtime.cpu_threads)
     importlib.import_module(module).run(cfg, **options)
     return 0
 

@@ -19,6 +19,7 @@ from .sections import (
     MethodsConfig,
     ModelConfig,
     PathsConfig,
+    RuntimeConfig,
     SampleConfig,
     SftStageConfig,
     ToyConfig,
@@ -44,6 +45,7 @@ class Config:
     sample: SampleConfig = field(default_factory=SampleConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     toy: ToyConfig = field(default_factory=ToyConfig)
 
     def __post_init__(self) -> None:

@@ -244,6 +244,15 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """How a stage uses the machine it runs on."""
+
+    # torch CPU threads per process (null: torch's default). Tiny toy-world models run fastest with 1
+    # thread on a busy 2-core machine; on GPU machines this only affects host-side work.
+    cpu_threads: int | None = field(default=1, metadata={"gt": 0})
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     enabled: bool = True
     uri: str = "sqlite:///mlruns.db"
