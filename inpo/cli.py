@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 from collections.abc import Sequence
 
 from .config import DEFAULT_PARAMS, ConfigError, load_config
+from .launch import needs_launch, relaunch
 
 # command words -> (module, one-line help). Imported lazily so `inpo --help` is instant.
 STAGES: dict[tuple[str, ...], tuple[str, str]] = {
     ("config",): ("inpo.stages.show_config", "Print the validated config (after overrides) as YAML"),
+    ("params",): (
+        "inpo.stages.set_params",
+        "Validate overrides (or a file of them) and write them into params.yaml",
+    ),
     ("check",): (
         "inpo.stages.check",
         "Pre-flight: validate config, load every weight and the data, estimate memory",
@@ -70,7 +76,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = vars(_build_parser().parse_args(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = vars(_build_parser().parse_args(argv))
     module, params, overrides = args.pop("_module"), args.pop("params"), args.pop("overrides")
     options = {k: v for k, v in args.items() if not k.startswith("command")}
     try:
@@ -78,11 +85,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"inpo: config error: {err}", file=sys.stderr)
         return 2
+    if needs_launch(cfg, module):
+        return relaunch(cfg, argv)
     if cfg.runtime.cpu_threads is not None:
         import torch
 
         torch.set_num_threads(cfg.runtime.cpu_threads)
-    importlib.import_module(module).run(cfg, **options)
+    run = importlib.import_module(module).run
+    # a stage that edits params (``inpo params``) also gets the file and the overrides themselves
+    wanted = inspect.signature(run).parameters
+    options.update({k: v for k, v in (("params", params), ("overrides", overrides)) if k in wanted})
+    try:
+        run(cfg, **options)
+    except ConfigError as err:
+        print(f"inpo: config error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -80,22 +80,12 @@ def test_two_gloo_processes_equal_one_process_with_double_accumulation(tmp_path)
         "train.learning_rate=1e-4",
         "method.dpo.beta=100",
     ]
-    two = make_config(tmp_path / "two", paths, overrides=[*over, "train.grad_accum=1"])
+    two = make_config(
+        tmp_path / "two", paths, overrides=[*over, "train.grad_accum=1", "runtime.num_processes=2"]
+    )
     params = write_params(two, tmp_path / "two.yaml")
-    torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [
-        str(torchrun),
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "inpo.cli",
-        "train",
-        "--method",
-        "dpo",
-        "--params",
-        str(params),
-    ]
+    # the product path: `inpo train` relaunches itself under `accelerate launch --multi_gpu` (gloo on CPU)
+    cmd = [sys.executable, "-m", "inpo.cli", "train", "--method", "dpo", "--params", str(params)]
     done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     one = make_config(tmp_path / "one", paths, overrides=[*over, "train.grad_accum=2"])
@@ -109,3 +99,7 @@ def test_two_gloo_processes_equal_one_process_with_double_accumulation(tmp_path)
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     assert worst < 1e-6, f"max weight difference {worst}"
     assert latest_checkpoint(layout.checkpoint_dir(two, "dpo")) is not None  # saved without a rank-0 hang
+    import json
+
+    records = (layout.train_dir(two, "dpo") / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(records[0])["processes"] == 2.0

@@ -250,6 +250,10 @@ class RuntimeConfig:
     # torch CPU threads per process (null: torch's default). Tiny toy-world models run fastest with 1
     # thread on a busy 2-core machine; on GPU machines this only affects host-side work.
     cpu_threads: int | None = field(default=1, metadata={"gt": 0})
+    # training and generation processes: > 1 relaunches `inpo train/sft/generate` under accelerate
+    # (e.g. 8 on an 8-GPU machine); multi-node, DeepSpeed, FSDP: a file from `accelerate config`
+    num_processes: int = field(default=1, metadata={"gt": 0})
+    accelerate_config: str | None = None
 
 
 @dataclass(frozen=True)

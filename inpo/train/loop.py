@@ -243,6 +243,7 @@ def train(cfg: Config, spec: RunSpec, accelerator: Any | None = None) -> TrainRe
             seconds=elapsed,
             pairs_per_s=layout.global_batch / elapsed,
             update_seconds=elapsed - last.get("inversion_seconds", 0.0),
+            processes=float(accelerator.num_processes),
             skipped_nonfinite=float(skipped),
         )
         if accelerator.is_main_process:
