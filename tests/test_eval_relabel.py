@@ -98,7 +98,8 @@ def test_relabel_follows_the_scorer_keeps_images_and_passes_prepare(tmp_path: Pa
 def write_toy_pairs(folder: Path) -> list[str]:
     """4 pairs: jpg_0 renders its prompt, jpg_1 renders another prompt; the stored labels wrongly pick jpg_1."""
     from inpo.toyworld.pairs import png_bytes
-    from inpo.toyworld.world import Scene, render, to_uint8
+    from inpo.sampling import to_uint8
+    from inpo.toyworld.world import Scene, render
 
     prompts = [
         "a red circle on a blue background",
@@ -118,7 +119,7 @@ def write_toy_pairs(folder: Path) -> list[str]:
         Scene("triangle", "green", "white", 8, 8, 5),
         Scene("cross", "red", "green", 8, 8, 6),
     ]
-    # render: [0, 1]; to_uint8 takes [-1, 1] and gives [N, H, W, 3]
+    # render: [0, 1]; to_uint8 takes [-1, 1] and gives uint8 [N, 3, H, W], what png_bytes takes per image
     pix_good, pix_bad = (to_uint8(render(s, 16) * 2 - 1) for s in (good, bad))
     rows = {
         "caption": prompts,
