@@ -97,8 +97,8 @@ def test_relabel_follows_the_scorer_keeps_images_and_passes_prepare(tmp_path: Pa
 
 def write_toy_pairs(folder: Path) -> list[str]:
     """4 pairs: jpg_0 renders its prompt, jpg_1 renders another prompt; the stored labels wrongly pick jpg_1."""
-    from inpo.toyworld.pairs import png_bytes
     from inpo.sampling import to_uint8
+    from inpo.toyworld.pairs import png_bytes
     from inpo.toyworld.world import Scene, render
 
     prompts = [
