@@ -53,7 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from evaluation import stats  # noqa: E402
+from evaluation.compare import paired_comparison  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 METHODS_FIGURE = REPO / "docs" / "img" / "toy_methods.png"
@@ -207,17 +207,7 @@ def evaluate(components: Any, unet: torch.nn.Module, items: EvalItems, resolutio
 
 def compare(a: np.ndarray, b: np.ndarray, groups: np.ndarray | None, samples: int = 2000) -> dict[str, Any]:
     """Win-rate and mean gain of ``a`` over ``b`` (paired items) with 95% bootstrap intervals."""
-    win = stats.win_rate_ci(a, b, samples, 0.95, 0, groups)
-    gain = stats.mean_difference_ci(a, b, samples, 0.95, 0, groups)
-    return {
-        "win_rate": win.estimate,
-        "win_low": win.low,
-        "win_high": win.high,
-        "mean_gain": gain.estimate,
-        "gain_low": gain.low,
-        "gain_high": gain.high,
-        "beats": stats.beats(win, gain),
-    }
+    return paired_comparison(a, b, samples, 0.95, 0, groups)
 
 
 # -------------------------------------------------------------------------------------- training

@@ -42,6 +42,29 @@ def paired_values(
     return a.to_numpy(), b.to_numpy(), a.index.get_level_values("prompt_id").to_numpy()
 
 
+def paired_comparison(
+    a: np.ndarray,
+    b: np.ndarray,
+    samples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+) -> dict[str, float | bool]:
+    """Win-rate and mean gain of ``a`` over ``b`` (paired items, [N] each) with bootstrap intervals,
+    and whether ``a`` beats ``b`` (both lower bounds above chance)."""
+    win = stats.win_rate_ci(a, b, samples, confidence, seed, groups)
+    gain = stats.mean_difference_ci(a, b, samples, confidence, seed, groups)
+    return {
+        "win_rate": win.estimate,
+        "win_low": win.low,
+        "win_high": win.high,
+        "mean_gain": gain.estimate,
+        "gain_low": gain.low,
+        "gain_high": gain.high,
+        "beats": stats.beats(win, gain),
+    }
+
+
 def compare_to_baseline(
     table: pd.DataFrame,
     baseline: str,
@@ -66,8 +89,6 @@ def compare_to_baseline(
         for model in sorted(set(rows["model"]) - {baseline}):
             a, b, prompt_ids = paired_values(rows, model, baseline, str(metric), str(prompt_set))
             groups = prompt_ids if unit == "prompt" else None
-            win = stats.win_rate_ci(a, b, samples, confidence, seed, groups)
-            gain = stats.mean_difference_ci(a, b, samples, confidence, seed, groups)
             records.append(
                 {
                     "model": model,
@@ -79,13 +100,7 @@ def compare_to_baseline(
                     "median": float(np.median(a)),
                     "baseline_mean": float(b.mean()),
                     "baseline_median": float(np.median(b)),
-                    "win_rate": win.estimate,
-                    "win_low": win.low,
-                    "win_high": win.high,
-                    "mean_gain": gain.estimate,
-                    "gain_low": gain.low,
-                    "gain_high": gain.high,
-                    "beats": stats.beats(win, gain),
+                    **paired_comparison(a, b, samples, confidence, seed, groups),
                 }
             )
     return pd.DataFrame.from_records(records)
