@@ -26,7 +26,7 @@ TINY = [
     "toy.base.batch_size=4",
     "toy.base.warmup_steps=1",
     "toy.base.eval_seeds=2",
-    "toy.base.threads=1",
+    "runtime.cpu_threads=1",
     "sample.steps=2",
 ]
 

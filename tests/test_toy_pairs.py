@@ -55,7 +55,7 @@ def pairs_run(tmp_path_factory) -> tuple[Path, dict, Path]:
             "toy.pairs.steps=4",
             "toy.pairs.tie_margin=0.05",
             "toy.pairs.corrupt=3",
-            "toy.pairs.threads=1",
+            "runtime.cpu_threads=1",
         ],
     )
     grid = tmp / "grid.png"

@@ -290,7 +290,6 @@ class ToyBaseConfig:
     max_grad_norm: float = field(default=1.0, metadata={"gt": 0})
     caption_dropout: float = field(default=0.1, metadata={"ge": 0.0, "le": 1.0})  # so CFG works
     ema_decay: float = field(default=0.999, metadata={"ge": 0.0, "lt": 1.0})  # 0 = no EMA
-    threads: int = field(default=1, metadata={"gt": 0})  # torch threads; 1 is fastest on a shared CPU
     eval_seeds: int = field(default=8, metadata={"gt": 1})  # samples per held-out prompt in metadata.json
 
 
@@ -305,7 +304,6 @@ class ToyPairsConfig:
     tie_margin: float = field(default=0.02, metadata={"ge": 0})  # |oracle difference| below this → tie
     corrupt: int = field(default=4, metadata={"ge": 0})  # rows whose image bytes are garbage
     batch_size: int = field(default=256, metadata={"gt": 0})
-    threads: int = field(default=1, metadata={"gt": 0})  # torch threads while sampling
 
 
 @dataclass(frozen=True)

@@ -138,11 +138,10 @@ def train_base(cfg: Config, out: str | Path, progress: bool = True) -> dict[str,
     import transformers
 
     from ..io import atomic_directory
+    from ..threads import torch_threads
 
     toy, base = cfg.toy, cfg.toy.base
-    threads = torch.get_num_threads()
-    torch.set_num_threads(base.threads)
-    try:
+    with torch_threads(cfg.runtime.cpu_threads):
         start = time.perf_counter()
         torch.manual_seed(toy.seed)
         model = build_model(toy.resolution, toy.model)
@@ -172,12 +171,10 @@ def train_base(cfg: Config, out: str | Path, progress: bool = True) -> dict[str,
                 "diffusers": diffusers.__version__,
                 "transformers": transformers.__version__,
             },
-            "threads": base.threads,
+            "threads": cfg.runtime.cpu_threads,
         }
         metadata["wall_seconds"] = round(time.perf_counter() - start, 1)
         with atomic_directory(out) as tmp:
             save_model(model, tmp)
             (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
         return metadata
-    finally:
-        torch.set_num_threads(threads)

@@ -157,14 +157,12 @@ def generate_pairs(
     """Write ``out/train-00000-of-00001.parquet`` and ``out/metadata.json`` atomically; return the metadata."""
     import pyarrow.parquet as pq
 
+    from ..threads import torch_threads
+
     start = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.toy.pairs.threads)
-    try:
+    with torch_threads(cfg.runtime.cpu_threads):
         model = load_model(base_dir)
         table, stats = build_table(cfg, model, progress)
-    finally:
-        torch.set_num_threads(threads)
     base_meta = Path(base_dir) / "metadata.json"
     metadata = {
         "generator": "inpo toy pairs",
