@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from inpo.io import write_json_atomic, write_parquet_atomic, write_png_atomic
+from inpo.layout import MANIFEST_FILE
 
 if TYPE_CHECKING:
     from evaluation.prompts import EvalItem
@@ -31,9 +32,7 @@ if TYPE_CHECKING:
 
 BASE_MODEL = "base"
 SETTINGS_FILE = "settings.json"
-MANIFEST_FILE = "items.parquet"  # inpo.layout.generate_manifest
 MANIFEST_COLUMNS = ("model", "prompt_set", "prompt_id", "seed", "prompt", "category", "path")
-LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # inpo.models.saving.LORA_WEIGHT_NAME
 
 
 class GenerationError(RuntimeError):
@@ -67,6 +66,8 @@ class ModelSpec:
 def weights_kind(folder: str | Path) -> str:
     """``"lora"`` for a folder with ``pytorch_lora_weights.safetensors``, ``"unet"`` for a UNet folder
     (``config.json``) or a pipeline folder holding ``unet/``; a missing folder is an error."""
+    from inpo.models.saving import LORA_WEIGHT_NAME
+
     path = Path(folder)
     if (path / LORA_WEIGHT_NAME).is_file():
         return "lora"
@@ -96,7 +97,7 @@ def model_specs(cfg: Config, names: Sequence[str] | None = None) -> list[ModelSp
     ``sft.enabled``, as in ``inpo train``); a full UNet replaces the base's UNet.
     """
     from inpo import layout
-    from inpo.stages.train import starting_model
+    from inpo.models.starting import starting_model
 
     specs = [ModelSpec(BASE_MODEL, cfg.model)]
     start = starting_model(cfg)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from inpo.config.sections import EvalConfig
 
 ASSETS = Path(__file__).resolve().parent / "assets"
+PIPELINE_FILES = ("evaluation/assets",)  # read at run time: a dependency of the stages that import this
 PARTI_TSV = ASSETS / "parti_prompts.tsv"
 PARTI_HEADER = ["Prompt", "Category", "Challenge", "Note"]
 PARTI_ROWS = 1632

@@ -4,14 +4,13 @@
     write_scores(table, "outputs/score/scores.parquet", meta)      # one row per image and metric
     metrics = flat_metrics(table, cfg.eval, meta["guards"])          # for metrics.json / MLflow
 
-For the toy world's prompt set two guard metrics that training never sees are added
-(:mod:`inpo.toyworld.metrics`): ``prompt_following`` per image (1 when colour, shape and background
-all match the prompt) and, per model, the ``diversity`` of each prompt's images across seeds.
+A world with guard metrics (:meth:`inpo.worlds.base.World.guard`) adds them for its prompt set: the
+toy world's ``prompt_following`` per image (1 when colour, shape and background all match the
+prompt) and, per model, the ``diversity`` of each prompt's images across seeds.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,19 +21,14 @@ import pandas as pd
 from evaluation.compare import compare_to_baseline, summarize_scores
 from evaluation.prompts import EvalItem
 from evaluation.score_table import concat_scores, score_rows
+from inpo.metric_keys import metric_key
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from inpo.config.sections import EvalConfig
+    from inpo.worlds.base import Guard
 
-GUARD_PROMPT_SET = "toy"  # the prompt set whose prompts the toy world's classifier can read
-GUARD_METRIC = "prompt_following"
-GUARD_INFO = {
-    "metric": GUARD_METRIC,
-    "kind": "programmatic",
-    "formula": "1 if the classified colour, shape and background all match the prompt (inpo.toyworld.metrics)",
-}
 LOAD_CHUNK = 256  # images decoded at a time
 
 
@@ -71,15 +65,14 @@ def score_rows_of(scorer: Any, rows: pd.DataFrame, root: str | Path, progress: A
     return np.concatenate(values) if values else np.zeros(0)
 
 
-def guard_metrics(rows: pd.DataFrame, root: str | Path) -> tuple[np.ndarray, float]:
-    """Prompt-following per image ([N] of 0/1) and the diversity of one model's toy images."""
-    from inpo.toyworld.metrics import diversity, prompt_following
-
+def guard_metrics(guard: Guard, rows: pd.DataFrame, root: str | Path) -> tuple[np.ndarray, float]:
+    """The guard's per-image values ([N]) and its spread over one model's images of ``guard.prompt_set``
+    (NaN with one seed per prompt: a spread across seeds needs two)."""
     images = load_images(root, rows["path"].tolist())
     prompts = rows["prompt"].tolist()
-    follows = np.array([prompt_following([img], [p])["accuracy"] for img, p in zip(images, prompts)])
-    spread = diversity(images, prompts) if rows.groupby("prompt").size().max() > 1 else float("nan")
-    return follows, spread
+    per_image = np.asarray(guard.per_image(images, prompts), dtype=np.float64)
+    spread = guard.spread(images, prompts) if rows.groupby("prompt").size().max() > 1 else float("nan")
+    return per_image, spread
 
 
 def score_generated(
@@ -89,9 +82,10 @@ def score_generated(
     device: str = "cpu",
     scorers: dict[str, Any] | None = None,
     progress: bool = True,
+    guard: Guard | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The score table of every manifest image under every scorer of ``eval.scorers`` (or the given
-    ``scorers``, name → object), plus the toy guards. Returns ``(table, metadata)``; metadata holds
+    ``scorers``, name → object), plus the world's guard metrics (``guard``, on its prompt set). Returns ``(table, metadata)``; metadata holds
     ``scorers`` (metric → ``info()``) and ``guards`` (model → prompt set → {"diversity": x})."""
     from tqdm.auto import tqdm
 
@@ -114,13 +108,15 @@ def score_generated(
         del scorer
     bar.close()
     guards: dict[str, dict[str, dict[str, float]]] = {}
-    toy = manifest[manifest["prompt_set"] == GUARD_PROMPT_SET]
-    for model, rows in toy.groupby("model", sort=False):
-        follows, spread = guard_metrics(rows, root)
-        tables.append(score_rows(str(model), GUARD_METRIC, manifest_items(rows), follows))
-        guards.setdefault(str(model), {})[GUARD_PROMPT_SET] = {"diversity": spread}
-    if len(toy):
-        infos[GUARD_METRIC] = GUARD_INFO
+    guarded = manifest.iloc[0:0] if guard is None else manifest[manifest["prompt_set"] == guard.prompt_set]
+    for model, rows in guarded.groupby("model", sort=False):
+        assert guard is not None
+        per_image, spread = guard_metrics(guard, rows, root)
+        tables.append(score_rows(str(model), guard.metric, manifest_items(rows), per_image))
+        guards.setdefault(str(model), {})[guard.prompt_set] = {guard.spread_name: spread}
+    if len(guarded):
+        assert guard is not None
+        infos[guard.metric] = {"metric": guard.metric, "kind": "programmatic", "formula": guard.formula}
     if not tables:
         raise ValueError("nothing to score: the manifest is empty or no scorer is configured (eval.scorers)")
     return concat_scores(tables), {"scorers": infos, "guards": guards}
@@ -138,11 +134,6 @@ def comparison(table: pd.DataFrame, eval_cfg: EvalConfig) -> pd.DataFrame:
     )
 
 
-def metric_key(*parts: object) -> str:
-    """``model/prompt_set/metric/stat`` with characters MLflow refuses replaced by ``_``."""
-    return "/".join(re.sub(r"[^\w.\- ]", "_", str(p)) for p in parts)
-
-
 WIN_STATS = ("win_rate", "win_low", "win_high", "mean_gain", "gain_low", "gain_high")
 
 
@@ -151,7 +142,7 @@ def flat_metrics(
 ) -> dict[str, float]:
     """Flat ``{model/prompt_set/metric/stat: number}``: ``n``, ``mean``, ``median`` for every model;
     win-rate and mean gain vs ``eval.baseline`` with interval bounds and ``beats`` (0/1) for the
-    others; ``model/toy/diversity`` for the toy guard. Raw values (HPS/CLIP as cosines)."""
+    others; ``model/<prompt set>/<spread>`` for the world's guard (e.g. ``base/toy/diversity``). Raw values (HPS/CLIP as cosines)."""
     out: dict[str, float] = {}
     for row in summarize_scores(table).itertuples(index=False):
         for stat in ("n", "mean", "median"):

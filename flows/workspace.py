@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from inpo.params_file import write_params  # noqa: F401  (the flow's params writer)
 
 LOCK_FILE = ".inpo-flow.lock"
@@ -144,22 +142,11 @@ def named_overrides(
 
 
 def pipeline_stages(cfg: Any, root: Path, until: str = PIPELINE_END) -> list[str]:
-    """DVC stage names to run, in order, up to and including ``until`` (a stage kind: ``train`` means
-    every ``train@<method>``). ``toy_pairs`` is included when ``data.source`` is the toy world's pairs."""
-    declared = list((yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages", {}))
-    kinds = [
-        k for k in ("toy_pairs", "prepare", "sft", "train", "generate", "score", "report") if k in declared
-    ]
-    if until not in kinds:
-        raise ValueError(f"until={until!r}: expected one of {', '.join(kinds)}")
-    kinds = kinds[: kinds.index(until) + 1]
-    toy_data = Path(root / cfg.data.source).resolve() == Path(root / cfg.toy.pairs.out).resolve()
-    names: list[str] = []
-    for kind in kinds:
-        if kind == "toy_pairs" and not toy_data:
-            continue
-        names += [f"train@{m}" for m in cfg.methods] if kind == "train" else [kind]
-    return names
+    """DVC stage names to run, in order, through ``until`` (the stage table's order; see
+    :func:`inpo.pipeline.stages.pipeline_stages`)."""
+    from inpo.pipeline.stages import pipeline_stages as table_stages
+
+    return table_stages(cfg, until, root)
 
 
 _SPLIT = re.compile(r"[\r\n]+")

@@ -28,6 +28,10 @@ STAGES: dict[tuple[str, ...], tuple[str, str]] = {
         "inpo.stages.check",
         "Pre-flight: validate config, load every weight and the data, estimate memory",
     ),
+    ("pipeline", "dvc"): (
+        "inpo.stages.pipeline_dvc",
+        "Write dvc.yaml from the stage table (--check: compare)",
+    ),
     ("prepare",): ("inpo.stages.prepare", "Filter the pair source into a validated pair index"),
     ("sft",): ("inpo.stages.sft", "Optional SFT of the reference on the winners (sft.enabled)"),
     ("train",): ("inpo.stages.train", "Preference-train each method of `methods` (or --method M)"),
@@ -41,10 +45,10 @@ STAGES: dict[tuple[str, ...], tuple[str, str]] = {
     ),
     ("report",): ("inpo.stages.report", "Markdown/HTML report: tables, win-rate charts, image grids"),
     ("relabel",): ("inpo.stages.relabel", "AI feedback: relabel the pair set's winners with a scorer"),
-    ("toy", "base"): ("inpo.stages.toy_base", "Train the toy world's base model from scratch on CPU"),
-    ("toy", "pairs"): (
-        "inpo.stages.toy_pairs",
-        "Sample toy base pairs, label them with the oracle (Pick-a-Pic v2 parquet)",
+    ("world", "base"): ("inpo.stages.world_base", "The world's base-model recipe (toy: from scratch on CPU)"),
+    ("world", "pairs"): (
+        "inpo.stages.world_pairs",
+        "The world's preference pairs (toy: base samples judged by the oracle; Pick-a-Pic v2 parquet)",
     ),
 }
 

@@ -20,12 +20,58 @@ def prepare_summary(cfg: Config) -> Path:
     return outputs(cfg) / "prepare" / "summary.json"
 
 
+# file names inside a training run's folder (the loop writes them; the stage table and tracking read them)
+WEIGHTS = "unet"
+SUMMARY = "summary.json"
+STEP_LOG = "metrics.jsonl"
+VALIDATION_LOG = "validation.jsonl"
+VALIDATION_GRIDS = "validation"
+MANIFEST_FILE = "items.parquet"  # one row per generated image, in the generate folder
+
+
 def sft_dir(cfg: Config) -> Path:
     return outputs(cfg) / "sft"
 
 
+def sft_summary(cfg: Config) -> Path:
+    return sft_dir(cfg) / SUMMARY
+
+
+def sft_weights(cfg: Config) -> Path:
+    return sft_dir(cfg) / WEIGHTS
+
+
+def sft_step_log(cfg: Config) -> Path:
+    return sft_dir(cfg) / STEP_LOG
+
+
+def train_root(cfg: Config) -> Path:
+    """Every method's training folder lives under this one (what ``generate`` depends on)."""
+    return outputs(cfg) / "train"
+
+
 def train_dir(cfg: Config, method: str) -> Path:
-    return outputs(cfg) / "train" / method
+    return train_root(cfg) / method
+
+
+def train_weights(cfg: Config, method: str) -> Path:
+    return train_dir(cfg, method) / WEIGHTS
+
+
+def train_summary(cfg: Config, method: str) -> Path:
+    return train_dir(cfg, method) / SUMMARY
+
+
+def train_step_log(cfg: Config, method: str) -> Path:
+    return train_dir(cfg, method) / STEP_LOG
+
+
+def validation_log(cfg: Config, method: str) -> Path:
+    return train_dir(cfg, method) / VALIDATION_LOG
+
+
+def validation_grids(cfg: Config, method: str) -> Path:
+    return train_dir(cfg, method) / VALIDATION_GRIDS
 
 
 def checkpoint_dir(cfg: Config, stage: str) -> Path:
@@ -57,8 +103,9 @@ def training_fingerprint(cfg: Config, stage: str) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def toy_pairs_dir(cfg: Config) -> Path:
-    return Path(cfg.toy.pairs.out)
+def world_pairs_dir(cfg: Config) -> Path:
+    """Where a world that makes its pairs writes them (``inpo world pairs``)."""
+    return Path(cfg.paths.data) / cfg.world / "pairs"
 
 
 def training_curve(cfg: Config, method: str) -> Path:
@@ -92,7 +139,7 @@ def winrates_file(cfg: Config) -> Path:
 
 def generate_manifest(cfg: Config) -> Path:
     """One row per generated image (model, prompt_set, prompt_id, seed, prompt, category, path)."""
-    return generate_dir(cfg) / "items.parquet"
+    return generate_dir(cfg) / MANIFEST_FILE
 
 
 def scorer_info_file(cfg: Config) -> Path:

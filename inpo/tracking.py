@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
@@ -30,13 +29,12 @@ from typing import Any
 
 import yaml
 
-from . import layout
 from .config import Config, flatten, to_dict
+from .metric_keys import mlflow_key as metric_key
+from .pipeline.stages import tracked_files
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 BATCH = 100  # params/tags per log_batch call (MLflow's limit); metrics: 1000
-STAGE_ORDER = ("toy_pairs", "prepare", "sft", "train", "generate", "score", "report")
-_BAD_KEY_CHARS = re.compile(r"[^0-9A-Za-z_\-. :/]")
 
 
 # ---------------------------------------------------------------- pure helpers (no MLflow)
@@ -57,10 +55,10 @@ def is_local_uri(uri: str) -> bool:
 
 
 def world_name(cfg: Config) -> str:
-    """``toy`` for the embedded world, else the data source's last path part (e.g. ``pickapic_v2``)."""
-    if cfg.model.family == "toy":
-        return "toy"
-    return Path(cfg.data.source.rstrip("/")).name or cfg.data.source
+    """The world's label: ``toy`` for the embedded world, the data source's name for real data."""
+    from .worlds import get_world
+
+    return get_world(cfg).label(cfg)
 
 
 def experiment_name(cfg: Config) -> str:
@@ -111,11 +109,6 @@ def run_params(cfg: Config, root: str | Path, with_lock: bool = True) -> dict[st
     return {k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()}
 
 
-def metric_key(key: str) -> str:
-    """A key MLflow accepts (alphanumerics and ``_-. :/``); other characters become ``_``."""
-    return _BAD_KEY_CHARS.sub("_", key)
-
-
 def numeric_leaves(obj: Any, prefix: str = "") -> dict[str, float]:
     """Finite numeric leaves of nested JSON as ``{"a.b.0": value}`` (bools count as 0/1; strings skipped)."""
     out: dict[str, float] = {}
@@ -141,38 +134,6 @@ def step_records(path: Path) -> list[dict[str, Any]]:
     from .curves import read_jsonl
 
     return read_jsonl(path) if path.is_file() else []
-
-
-def stage_files(cfg: Config, stage: str) -> dict[str, Any]:
-    """What to log for ``stage`` (``train@inpo`` style names for per-method stages).
-
-    Returns ``{"summary": [json paths → final metrics], "steps": [jsonl paths → per-step metrics],
-    "artifacts": [(local path, artifact dir)], "model": weights dir or None}``.
-    """
-    name, _, method = stage.partition("@")
-    files: dict[str, Any] = {"summary": [], "steps": [], "artifacts": [], "model": None}
-    if name == "prepare":
-        files["summary"] = [layout.prepare_summary(cfg)]
-    elif name == "sft":
-        out = layout.sft_dir(cfg)
-        files.update(summary=[out / "summary.json"], steps=[out / "metrics.jsonl"])
-        files["model"] = out / "unet"
-    elif name == "train":
-        out = layout.train_dir(cfg, method)
-        files.update(summary=[out / "summary.json"], steps=[out / "metrics.jsonl", out / "validation.jsonl"])
-        files["artifacts"] = [(out / "validation", "validation"), (layout.training_curve(cfg, method), "")]
-        files["model"] = out / "unet"
-    elif name == "generate":
-        out = layout.generate_dir(cfg)
-        grids = sorted(out.rglob("*grid*.png")) if out.is_dir() else []
-        files["artifacts"] = [(p, "grids/" + str(p.parent.relative_to(out)).strip(".")) for p in grids]
-    elif name == "score":
-        files["summary"] = [layout.score_metrics(cfg)]
-        files["artifacts"] = [(layout.scores_file(cfg), ""), (layout.score_metrics(cfg), "")]
-    elif name == "report":
-        files["summary"] = [layout.winrates_file(cfg)]
-        files["artifacts"] = [(layout.report_dir(cfg), "report")]
-    return files
 
 
 # ---------------------------------------------------------------- MLflow I/O
@@ -281,7 +242,7 @@ class PipelineTracker:
             tags["method"] = method
         run = self.client.create_run(self.experiment_id, run_name=stage, tags=tags)
         run_id = str(run.info.run_id)
-        files = stage_files(self.cfg, stage)
+        files = tracked_files(self.cfg, stage)
         at = self.root.joinpath  # stage paths are relative to the project root, not to the cwd
         metrics = _metrics_from([at(p) for p in files["summary"]], [at(p) for p in files["steps"]])
         _log_batches(self.client, run_id, metrics=metrics, params=run_params(self.cfg, self.root))

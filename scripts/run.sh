@@ -39,8 +39,8 @@ git rev-parse --is-inside-work-tree >/dev/null 2>&1 \
 T0=$(date +%s)
 if [ "$SETUP" -eq 1 ]; then bash scripts/setup.sh; fi
 if [ ! -f inpo/assets/toy-base/model_index.json ] && [ ! -d inpo/assets/toy-base/unet ]; then
-  echo "[run] the toy base model is not in this checkout: training it first (inpo toy base)" >&2
-  .venv/bin/inpo toy base --params params.yaml
+  echo "[run] the toy base model is not in this checkout: training it first (inpo world base)" >&2
+  .venv/bin/inpo world base --params params.yaml
 fi
 [ -x .venv/bin/inpo ] || { echo "run.sh: .venv/bin/inpo is missing; run without --no-setup" >&2; exit 1; }
 T_SETUP=$(date +%s)

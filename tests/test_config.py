@@ -71,7 +71,7 @@ def test_override_types_and_nesting():
         ("train.max_steps=1.5", "train.max_steps: got 1.5 (float); expected int"),
         ("method.inpo.inversion.mode=foo", "expected one of 'faithful', 'corrected'"),
         ("data.caption_dropout=1.5", "data.caption_dropout: 1.5 is out of range"),
-        ("methods=[inpo,ppo]", "methods[1]: got 'ppo'"),
+        ("methods=[inpo,ppo]", "methods[1]: 'ppo' is not a method; expected one of inpo, dpo, sft, kto"),
         ("train.timestep_min=900 train.timestep_max=100", "must not exceed train.timestep_max"),
         ("method.inpo.inversion.cache=true", "inversion.cache"),
         ("train.max_steps.x=1", "'train.max_steps' is not a section"),

@@ -13,9 +13,10 @@ from PIL import Image
 
 from evaluation.prompts import EvalItem
 from evaluation.report import build_report, display_scale, winrates_json
-from evaluation.score import comparison, flat_metrics, metric_key
+from evaluation.score import comparison, flat_metrics
 from evaluation.score_table import SCORE_COLUMNS, read_score_metadata, read_scores, score_rows
 from inpo.config import DEFAULT_PARAMS, Config, load_config
+from inpo.metric_keys import metric_key
 from inpo.toyworld.world import VOCABULARY
 
 WORDS = list(VOCABULARY)  # the toy world's 13 words: a tiny word-level tokenizer

@@ -49,7 +49,7 @@ def test_dvc_params_writer_round_trips_through_the_config_loader(tmp_path: Path)
 def test_pipeline_stages_follow_methods_and_data_source() -> None:
     toy = load_config(DEFAULT_PARAMS)  # data.source is the toy world's pairs
     assert pipeline_stages(toy, ROOT) == [
-        "toy_pairs",
+        "world_pairs",
         "prepare",
         "sft",
         "train@inpo",

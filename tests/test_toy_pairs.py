@@ -43,14 +43,14 @@ def test_garbage_bytes_do_not_decode():
 
 @pytest.fixture(scope="module")
 def pairs_run(tmp_path_factory) -> tuple[Path, dict, Path]:
-    from inpo.stages import toy_pairs
+    from inpo.stages import world_pairs
 
     tmp = tmp_path_factory.mktemp("pairs")
     cfg = load_config(
         DEFAULT_PARAMS,
         [
             f"toy.base.out={SHIPPED}",
-            f"toy.pairs.out={tmp / 'pairs'}",
+            f"paths.data={tmp}",
             "toy.pairs.pairs_per_prompt=1",
             "toy.pairs.steps=4",
             "toy.pairs.tie_margin=0.05",
@@ -59,8 +59,8 @@ def pairs_run(tmp_path_factory) -> tuple[Path, dict, Path]:
         ],
     )
     grid = tmp / "grid.png"
-    metadata = toy_pairs.run(cfg, grid=str(grid), grid_rows=4, progress=False)
-    return tmp / "pairs", metadata, grid
+    metadata = world_pairs.run(cfg, grid=str(grid), grid_rows=4, progress=False)
+    return tmp / "toy" / "pairs", metadata, grid
 
 
 def test_pairs_stage_writes_pick_a_pic_columns(pairs_run):

@@ -10,7 +10,8 @@ from pathlib import Path
 from PIL import Image
 
 from inpo.train.loop import train
-from inpo.train.validation import VALIDATION_PROMPTS, validation_hook
+from inpo.train.validation import validation_hook
+from inpo.worlds.toy import VALIDATION_PROMPTS
 from tests.train_helpers import make_config, make_world, run_spec
 
 TOY_BASE = Path(__file__).resolve().parents[1] / "inpo" / "assets" / "toy-base"

@@ -33,6 +33,7 @@ def make_config(
         read_yaml(PARAMS),
         [
             f"model.family={family}",
+            f"world={'toy' if family == 'toy' else 'pickapic'}",  # a tiny SD model: real-data world
             f"model.pretrained={world['model']}",
             f"data.source={world['fixture']}",
             "data.resolution=16",

@@ -15,7 +15,6 @@ from typing import Any
 from .sections import (
     DataConfig,
     EvalConfig,
-    MethodName,
     MethodsConfig,
     ModelConfig,
     PathsConfig,
@@ -35,7 +34,8 @@ DEFAULT_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
 @dataclass(frozen=True)
 class Config:
-    methods: list[MethodName] = field(default_factory=lambda: ["inpo", "dpo"])
+    world: str = "toy"  # where the pairs come from and what judges them: a name of inpo.worlds.WORLDS
+    methods: list[str] = field(default_factory=lambda: ["inpo", "dpo"])  # sections of `method`
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -53,6 +53,12 @@ class Config:
             raise ConfigError("methods: expected a non-empty list of method names")
         if len(set(self.methods)) != len(self.methods):
             raise ConfigError(f"methods: {self.methods} lists a method twice")
+        known = [f.name for f in dataclasses.fields(MethodsConfig)]
+        for i, name in enumerate(self.methods):
+            if name not in known:
+                raise ConfigError(
+                    f"methods[{i}]: {name!r} is not a method; expected one of {', '.join(known)}"
+                )
 
 
 def load_yaml_text(text: str) -> Any:

@@ -11,8 +11,6 @@ from typing import Literal
 
 from .validate import ConfigError
 
-MethodName = Literal["inpo", "dpo", "sft", "kto"]
-
 
 @dataclass(frozen=True)
 class PathsConfig:
@@ -279,9 +277,9 @@ class ToyModelConfig:
 
 @dataclass(frozen=True)
 class ToyBaseConfig:
-    """``inpo toy base``: train the base from scratch on freshly rendered scenes (epsilon MSE)."""
+    """``inpo world base`` in the toy world: train the base from scratch on freshly rendered scenes."""
 
-    out: str = "inpo/assets/toy-base"  # where the recipe writes and ``inpo toy pairs`` reads
+    out: str = "inpo/assets/toy-base"  # where the recipe writes and ``inpo world pairs`` reads
     steps: int = field(default=3000, metadata={"gt": 0})
     batch_size: int = field(default=64, metadata={"gt": 0})
     learning_rate: float = field(default=1e-3, metadata={"gt": 0})
@@ -295,9 +293,9 @@ class ToyBaseConfig:
 
 @dataclass(frozen=True)
 class ToyPairsConfig:
-    """``inpo toy pairs``: base samples judged by the oracle, written as Pick-a-Pic v2 parquet."""
+    """``inpo world pairs`` in the toy world: base samples judged by the oracle, written as Pick-a-Pic v2
+    parquet into ``<paths.data>/<world>/pairs`` (:meth:`inpo.worlds.base.World.pairs_dir`)."""
 
-    out: str = "data/toy/pairs"
     pairs_per_prompt: int = field(default=20, metadata={"gt": 0})  # 108 training prompts → 2160 pairs
     steps: int = field(default=15, metadata={"gt": 0})  # DDIM steps per image
     guidance: float = field(default=7.5, metadata={"ge": 0})  # as sample.guidance, what evaluation uses

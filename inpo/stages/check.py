@@ -33,13 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------- data
 
 
-def toy_data_planned(cfg: Config) -> bool:
-    """The toy world makes its pairs in the pipeline's first stage (``inpo toy pairs``)."""
-    return (
-        cfg.model.family == "toy" and Path(cfg.data.source).resolve() == layout.toy_pairs_dir(cfg).resolve()
-    )
-
-
 def _looks_local(source: str) -> bool:
     first = Path(source).parts[0] if Path(source).parts else source
     return source.startswith((".", "/", "~")) or Path(first).exists()
@@ -48,11 +41,12 @@ def _looks_local(source: str) -> bool:
 def check_data(cfg: Config) -> str:
     """One line about the pair source; raises :class:`CheckError` naming ``data.source`` when unusable."""
     from ..data.sources import PairDataError, resolve_source
+    from ..worlds import get_world
 
     source = cfg.data.source
     if not Path(source).exists():
-        if toy_data_planned(cfg):
-            return f"data.source: {source} (made by the toy_pairs stage)"
+        if get_world(cfg).pairs_planned(cfg):
+            return f"data.source: {source} (made by the world_pairs stage, world {cfg.world})"
         if _looks_local(source) or os.environ.get("HF_HUB_OFFLINE") == "1":
             raise CheckError(
                 f"data.source: {source!r} does not exist (expected parquet shard(s) or a save_to_disk folder)"
@@ -145,29 +139,44 @@ def check_weights(cfg: Config) -> list[str]:
     return lines
 
 
+def _describe(cfg: Config, stage: str, item: str) -> str:
+    """One line on what ``stage`` (a stage table name, ``item`` its method) will do."""
+    if stage == "world_pairs":
+        return f"{cfg.world} world's pairs → {layout.world_pairs_dir(cfg)}"
+    if stage == "prepare":
+        return f"{cfg.data.source} → {layout.pair_index(cfg)}"
+    if stage == "sft":
+        return f"on, {cfg.sft.max_steps} steps" if cfg.sft.enabled else "off (reference = base)"
+    if stage == "train":
+        t = cfg.train
+        beta = getattr(getattr(cfg.method, item), "beta", None)
+        line = f"{t.max_steps} steps × {t.pairs_per_device} pairs/device × accumulation {t.grad_accum}"
+        return line + (f", beta={beta}" if beta is not None else "")
+    if stage == "generate":
+        models = ", ".join(["base", *cfg.methods])
+        return f"{models} on {', '.join(cfg.eval.prompt_sets)}, {cfg.sample.steps} steps, guidance {cfg.sample.guidance}"
+    if stage == "score":
+        return ", ".join(cfg.eval.scorers)
+    return f"vs {cfg.eval.baseline}"
+
+
 def plan(cfg: Config) -> list[str]:
-    """What the pipeline will run with this config."""
-    steps = f"{cfg.train.max_steps} steps × {cfg.train.pairs_per_device} pairs/device × accumulation {cfg.train.grad_accum}"
-    out = []
-    if toy_data_planned(cfg):
-        out.append(f"toy_pairs: {cfg.toy.pairs.pairs_per_prompt} pairs per prompt → {cfg.toy.pairs.out}")
-    out.append(f"prepare: {cfg.data.source} → {layout.pair_index(cfg)}")
-    out.append(
-        f"sft: {'on, ' + str(cfg.sft.max_steps) + ' steps' if cfg.sft.enabled else 'off (reference = base)'}"
-    )
-    for m in cfg.methods:
-        beta = getattr(getattr(cfg.method, m), "beta", None)
-        out.append(f"train@{m}: {steps}" + (f", beta={beta}" if beta is not None else ""))
-    out.append(
-        f"generate: base + {', '.join(cfg.methods)} on {', '.join(cfg.eval.prompt_sets)}, {cfg.sample.steps} steps"
-    )
-    out.append(f"score: {', '.join(cfg.eval.scorers)}; report vs {cfg.eval.baseline}")
-    return out
+    """What the pipeline will run with this config: one line per stage of the stage table."""
+    from ..pipeline.stages import pipeline_stages, stage_of
+
+    lines = []
+    for name in pipeline_stages(cfg):
+        stage, item = stage_of(name)
+        lines.append(f"{name}: {_describe(cfg, stage.name, item)}")
+    return lines
 
 
 def run(cfg: Config, no_weights: bool = False) -> None:
+    from ..worlds import get_world
+
     print("config: valid")
     try:
+        print(f"world: {get_world(cfg).name}")
         print(check_data(cfg))
         if not no_weights:
             for line in check_weights(cfg):

@@ -1,7 +1,7 @@
 """``inpo score``: every configured scorer (``eval.scorers``) on every generated image.
 
 Writes ``<paths.outputs>/score/scores.parquet`` (one row per image and metric, raw values; scorer
-``info()``, models and toy guards in its metadata), ``score/metrics.json`` (flat
+``info()``, models and the world's guard metrics in its metadata), ``score/metrics.json`` (flat
 ``model/prompt_set/metric/stat`` numbers: medians, means, win-rates and mean gains vs
 ``eval.baseline`` with bootstrap intervals) and ``score/scorers.json`` (what each scorer loaded).
 """
@@ -37,8 +37,15 @@ def run(cfg: Config, progress: bool = True) -> dict[str, float]:
             f"inpo score: eval.baseline {cfg.eval.baseline!r} was not generated; models: {models}"
         )
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    from ..worlds import get_world
+
     table, meta = score_generated(
-        cfg.eval, manifest, layout.generate_dir(cfg), device=device, progress=progress
+        cfg.eval,
+        manifest,
+        layout.generate_dir(cfg),
+        device=device,
+        progress=progress,
+        guard=get_world(cfg).guard(),
     )
     metadata = {
         **meta,

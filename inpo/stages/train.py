@@ -4,12 +4,10 @@ or from the SFT stage's UNet when ``sft.enabled`` (then it is both policy and re
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 
 from .. import layout
 from ..config import Config
-from ..config.sections import ModelConfig
 from ..curves import write_curve_tsv
 from ..io import write_json_atomic
 
@@ -20,17 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def starting_model(cfg: Config) -> ModelConfig:
-    """The base, or the SFT stage's output in its place (an SFT LoRA is merged at load)."""
-    if not cfg.sft.enabled:
-        return cfg.model
-    sft_unet = str(layout.sft_dir(cfg) / "unet")
-    if cfg.model.lora.enabled:
-        return dataclasses.replace(cfg.model, unet_lora=sft_unet)
-    return dataclasses.replace(cfg.model, unet=sft_unet)
-
-
 def run(cfg: Config, method: str | None = None) -> None:
+    from ..models.starting import starting_model
     from ..train.loop import RunSpec, train
     from ..train.validation import validation_hook
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 LABEL_WIDTH = 250
 BACKDROP = (255, 255, 255)
@@ -53,3 +58,48 @@ def pair_grid(
             grid.paste(_upscale(img, scale), (x + border, y + border))
             draw.text((x + cell + 4, y + cell // 2 - 5), f"{score:.2f}", fill=INK)
     return grid
+
+
+def write_pair_grid(pairs_dir: str | Path, path: str | Path, rows: int = 16) -> Path:
+    """The first ``rows`` decodable pairs of the shard: winner framed green, loser red, tie grey."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from ..io import write_png_atomic
+    from .pairs import SHARD_NAME
+
+    table = pq.read_table(Path(pairs_dir) / SHARD_NAME).to_pylist()
+    shown = []
+    for row in table:
+        try:
+            img0, img1 = (Image.open(io.BytesIO(row[k])).convert("RGB") for k in ("jpg_0", "jpg_1"))
+        except OSError:
+            continue  # a planted corrupt row
+        shown.append((row["caption"], img0, img1, row["label_0"], row["oracle_0"], row["oracle_1"]))
+        if len(shown) == rows:
+            break
+    return write_png_atomic(path, pair_grid(shown))
+
+
+def write_sample_grid(cfg: Config, base_dir: str | Path, path: str | Path, seeds: int = 8) -> Path:
+    """Held-out prompts × ``seeds`` DDIM samples of the base (``sample.steps``, ``sample.guidance``)."""
+    from ..io import write_png_atomic
+    from ..sampling import to_pil
+    from .model import load_model
+    from .prompts import heldout_prompts
+    from .sampling import ddim_sample
+
+    model = load_model(base_dir)
+    prompts = heldout_prompts(cfg)
+    images = to_pil(
+        ddim_sample(
+            model,
+            [p for p in prompts for _ in range(seeds)],
+            list(range(seeds)) * len(prompts),
+            cfg.sample.steps,
+            cfg.sample.guidance,
+        )
+    )
+    rows = [(p, images[i * seeds : (i + 1) * seeds]) for i, p in enumerate(prompts)]
+    return write_png_atomic(path, sample_grid(rows))

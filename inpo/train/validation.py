@@ -1,8 +1,9 @@
 """Validation during training: a fixed-prompt, fixed-seed sample grid and a quick score.
 
-For the toy world the score is the oracle (and its guard metric, prompt-following accuracy), so
-over-optimisation shows while it happens. Other families get the grid only (their evaluators are
-too heavy for a validation hook; the evaluation stage scores them).
+The world gives the prompts and, where it has an exact judge, the score (the toy world: the oracle
+and its guard metric, prompt-following accuracy), so over-optimisation shows while it happens.
+Worlds without one get the grid only (their evaluators are too heavy for a validation hook; the
+evaluation stage scores them).
 """
 
 from __future__ import annotations
@@ -13,22 +14,9 @@ from typing import Any
 import torch
 
 from ..config import Config
+from ..layout import VALIDATION_GRIDS
 
-VALIDATION_PROMPTS = 8
 VALIDATION_STEPS = 20
-
-
-def validation_prompts(cfg: Config) -> list[str]:
-    if cfg.model.family == "toy":
-        from ..toyworld.prompts import heldout_prompts
-
-        return heldout_prompts(cfg)[:VALIDATION_PROMPTS]
-    return [
-        "a photo of a cat",
-        "a watercolor painting of a lighthouse",
-        "a red apple on a wooden table",
-        "an astronaut riding a horse",
-    ]
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
@@ -44,7 +32,10 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
 
 def validation_hook(cfg: Config):
     """A ``(step, unet, components, out_dir) -> metrics`` callable for :func:`inpo.train.loop.train`."""
-    prompts = validation_prompts(cfg)
+    from ..worlds import get_world
+
+    world = get_world(cfg)
+    prompts = world.validation_prompts(cfg)
     seeds = [cfg.sample.seed] * len(prompts)
 
     def validate(step: int, unet: torch.nn.Module, components: Any, out_dir: Path) -> dict[str, float]:
@@ -60,14 +51,7 @@ def validation_hook(cfg: Config):
             scheduler=cfg.sample.scheduler,
             resolution=cfg.data.resolution,
         )
-        save_grid(images, out_dir / "validation" / f"step-{step:06d}.png")
-        if cfg.model.family != "toy":
-            return {}
-        from ..toyworld.metrics import prompt_following
-        from ..toyworld.oracle import OracleScorer
-
-        pil = to_pil(images)
-        scores = OracleScorer().score(pil, prompts)
-        return {"oracle_mean": float(scores.mean()), **prompt_following(pil, prompts)}
+        save_grid(images, out_dir / VALIDATION_GRIDS / f"step-{step:06d}.png")
+        return world.validation_scores(to_pil(images), prompts)
 
     return validate
