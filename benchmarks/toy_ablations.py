@@ -71,7 +71,7 @@ def winner_images(cfg: Any, n: int) -> tuple[torch.Tensor, list[str]]:
     from inpo.toyworld.pairs import SHARD_NAME
 
     images, captions = [], []
-    for row in pq.read_table(Path(cfg.toy.pairs.out) / SHARD_NAME).to_pylist():
+    for row in pq.read_table(Path(cfg.paths.data) / cfg.world / "pairs" / SHARD_NAME).to_pylist():
         if row["label_0"] == 0.5:
             continue
         try:
@@ -104,7 +104,9 @@ def ddim_reconstruct(x_t: torch.Tensor, level: torch.Tensor, eps_fn: Any, abar: 
 def inversion_quality(cfg: Any, n_images: int = 64) -> list[dict[str, Any]]:
     from inpo import inversion
     from inpo.models import encode_images, encode_prompts, load_components, unet_eps
-    from inpo.train.objectives import noised
+    from inpo.parametrisation import EPSILON
+
+    noised = EPSILON.noised
 
     components = load_components(cfg.model)
     unet = components.unet.eval()
@@ -158,7 +160,7 @@ def pair_images(cfg: Any, n: int) -> tuple[torch.Tensor, torch.Tensor, list[str]
         return torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
 
     winners, losers, captions = [], [], []
-    for row in pq.read_table(Path(cfg.toy.pairs.out) / SHARD_NAME).to_pylist():
+    for row in pq.read_table(Path(cfg.paths.data) / cfg.world / "pairs" / SHARD_NAME).to_pylist():
         if row["label_0"] == 0.5:
             continue
         try:
@@ -184,7 +186,9 @@ def cross_margins(cfg: Any, policies: dict[str, Path], n_pairs: int = 256, beta:
     """
     from inpo import inversion, losses
     from inpo.models import encode_images, encode_prompts, load_components, load_unet_weights, unet_eps
-    from inpo.train.objectives import noised
+    from inpo.parametrisation import EPSILON
+
+    noised = EPSILON.noised
 
     base = load_components(cfg.model)
     abar = base.alphas_cumprod.float()
@@ -241,21 +245,15 @@ def run_ablations(args: argparse.Namespace) -> dict[str, Any]:
     base = ta.evaluate(components, components.unet, items, cfg.data.resolution)
     del components
     counter = ta.ForwardCounter()
-    restore = ta.install_counter(counter)
     runs = []
-    try:
-        for name in args.runs:
-            method, overrides = RUNS[name]
-            t0 = time.perf_counter()
-            runs.append(
-                ta.train_and_evaluate(
-                    work, name, method, overrides, args.seed, args.eval_steps, items, counter
-                )
-            )
-            print(f"[{name}] {time.perf_counter() - t0:.0f}s", flush=True)
-            write(args, quality, items, base, runs, started)
-    finally:
-        restore()
+    for name in args.runs:
+        method, overrides = RUNS[name]
+        t0 = time.perf_counter()
+        runs.append(
+            ta.train_and_evaluate(work, name, method, overrides, args.seed, args.eval_steps, items, counter)
+        )
+        print(f"[{name}] {time.perf_counter() - t0:.0f}s", flush=True)
+        write(args, quality, items, base, runs, started)
     unets = {r.name: work / "runs" / f"{r.name}-s{r.seed}" / "out" / "unet" for r in runs}
     margins = cross_margins(cfg, {k: v for k, v in unets.items() if v.exists()})
     payload = write(args, quality, items, base, runs, started, margins)

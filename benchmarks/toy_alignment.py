@@ -38,7 +38,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from evaluation.compare import paired_comparison  # noqa: E402
+from inpo.train.run import TrainObserver  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 METHODS_FIGURE = REPO / "docs" / "img" / "toy_methods.png"
@@ -83,7 +84,7 @@ def make_config(work: Path, overrides: Sequence[str] = ()) -> Any:
         f"data.source={REPO / 'data' / 'toy' / 'pairs'}",
         f"model.pretrained={REPO / 'inpo' / 'assets' / 'toy-base'}",
         f"toy.base.out={REPO / 'inpo' / 'assets' / 'toy-base'}",
-        f"toy.pairs.out={REPO / 'data' / 'toy' / 'pairs'}",
+        f"paths.data={REPO / 'data'}",
         "train.checkpoint_every=100000",  # only the final save: checkpoints are not what is measured
         "train.keep_checkpoints=1",
     ]
@@ -103,49 +104,33 @@ def ensure_pairs(cfg: Any) -> Path:
     from inpo import layout
     from inpo.data.filtering import prepare_pairs
 
-    if not (Path(cfg.toy.pairs.out) / "metadata.json").exists():
+    if not (layout.world_pairs_dir(cfg) / "metadata.json").exists():
         from inpo.toyworld.pairs import generate_pairs
 
-        generate_pairs(cfg, cfg.toy.base.out, cfg.toy.pairs.out, progress=False)
+        generate_pairs(cfg, cfg.toy.base.out, layout.world_pairs_dir(cfg), progress=False)
     index = layout.pair_index(cfg)
     if not index.exists():
         prepare_pairs(cfg.data, index.parent, progress=False)
     return index
 
 
-class ForwardCounter:
-    """UNet forward rows by grad mode, counted by a forward pre-hook while ``active``."""
+class ForwardCounter(TrainObserver):
+    """UNet forward rows by grad mode, counted while ``active`` by a forward pre-hook that this
+    training-loop observer puts on the policy's and the reference's UNet."""
 
     def __init__(self) -> None:
         self.active = True
         self.rows = {"grad": 0, "no_grad": 0}
+
+    def on_start(self, run: Any, unets: list[torch.nn.Module]) -> None:
+        for unet in unets:
+            unet.register_forward_pre_hook(self.hook, with_kwargs=True)
 
     def hook(self, module: Any, args: tuple, kwargs: dict) -> None:
         if not self.active:
             return
         x = args[0] if args else kwargs["sample"]
         self.rows["grad" if torch.is_grad_enabled() else "no_grad"] += int(x.shape[0])
-
-
-def install_counter(counter: ForwardCounter) -> Callable[[], None]:
-    """Hook every UNet ``load_components`` returns (the training loop imports it at call time)."""
-    import inpo.models
-
-    real = inpo.models.load_components
-
-    def load_with_hook(*a: Any, **k: Any) -> Any:
-        components = real(*a, **k)
-        # a plain function, not the bound method: build_reference deep-copies the UNet with its hooks,
-        # and a deep copy of a bound method would count the reference's rows on a copy of the counter
-        components.unet.register_forward_pre_hook(lambda m, a, k: counter.hook(m, a, k), with_kwargs=True)
-        return components
-
-    inpo.models.load_components = load_with_hook
-
-    def restore() -> None:
-        inpo.models.load_components = real
-
-    return restore
 
 
 # ------------------------------------------------------------------------------------ evaluation
@@ -236,7 +221,8 @@ def train_and_evaluate(
     counter: ForwardCounter,
 ) -> RunRecord:
     """One run of ``method`` from the base for ``max(eval_steps)`` steps, evaluated at ``eval_steps``."""
-    from inpo.train.loop import RunSpec, train
+    from inpo.train.loop import train
+    from inpo.train.run import training_run
 
     steps = sorted(eval_steps)
     every = math.gcd(*steps)
@@ -258,19 +244,18 @@ def train_and_evaluate(
         record.evals[step] = result
         return {"oracle_mean": result["oracle_mean"], "accuracy": result["accuracy"]}
 
-    spec = RunSpec(
-        method=method,
+    spec = training_run(
+        cfg,
+        method,
         index_path=ensure_pairs(cfg),
         out_dir=run_dir / "out",
         ckpt_dir=run_dir / "ckpt",
-        model=cfg.model,
         max_steps=steps[-1],
-        learning_rate=cfg.train.learning_rate,
         validate=validate,
     )
     counter.rows = {"grad": 0, "no_grad": 0}
     started = time.perf_counter()
-    train(cfg, spec)
+    train(spec, observer=counter)
     record.wall_seconds = time.perf_counter() - started
     lines = (spec.out_dir / "metrics.jsonl").read_text().splitlines()
     record.metrics = [json.loads(line) for line in lines if line]
@@ -533,30 +518,26 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     base = evaluate(base_components, base_components.unet, items, cfg.data.resolution)
     del base_components
     counter = ForwardCounter()
-    restore = install_counter(counter)
     runs: list[RunRecord] = []
-    try:
-        for seed in args.seeds:
-            for name in args.methods:
-                method, extra = METHODS[name]
-                t0 = time.perf_counter()
-                runs.append(
-                    train_and_evaluate(
-                        work, name, method, [*overrides, *extra], seed, args.eval_steps, items, counter
-                    )
+    for seed in args.seeds:
+        for name in args.methods:
+            method, extra = METHODS[name]
+            t0 = time.perf_counter()
+            runs.append(
+                train_and_evaluate(
+                    work, name, method, [*overrides, *extra], seed, args.eval_steps, items, counter
                 )
-                last = runs[-1].evals[max(runs[-1].evals)]
-                print(
-                    f"[{name} seed {seed}] {time.perf_counter() - t0:.1f}s  oracle {last['oracle_mean']:.3f} "
-                    f"(base {base['oracle_mean']:.3f})  acc {last['accuracy']:.3f}",
-                    flush=True,
-                )
-            if args.write:
-                write_outputs(
-                    args, build_payload(args, cfg, items, base, runs, overrides, started), runs, base, items
-                )
-    finally:
-        restore()
+            )
+            last = runs[-1].evals[max(runs[-1].evals)]
+            print(
+                f"[{name} seed {seed}] {time.perf_counter() - t0:.1f}s  oracle {last['oracle_mean']:.3f} "
+                f"(base {base['oracle_mean']:.3f})  acc {last['accuracy']:.3f}",
+                flush=True,
+            )
+        if args.write:
+            write_outputs(
+                args, build_payload(args, cfg, items, base, runs, overrides, started), runs, base, items
+            )
     payload = build_payload(args, cfg, items, base, runs, overrides, started)
     if args.write:
         write_outputs(args, payload, runs, base, items, figure=not args.quick)

@@ -79,22 +79,18 @@ def run_probes(args: argparse.Namespace) -> dict[str, Any]:
     base = ta.evaluate(components, components.unet, items, cfg.data.resolution)
     del components
     counter = ta.ForwardCounter()
-    restore = ta.install_counter(counter)
     runs: list[ta.RunRecord] = []
-    try:
-        for name in args.runs:
-            method, overrides, _ = RUNS[name]
-            t0 = time.perf_counter()
-            runs.append(
-                ta.train_and_evaluate(
-                    work, name, method, [*common, *overrides], args.seed, args.eval_steps, items, counter
-                )
+    for name in args.runs:
+        method, overrides, _ = RUNS[name]
+        t0 = time.perf_counter()
+        runs.append(
+            ta.train_and_evaluate(
+                work, name, method, [*common, *overrides], args.seed, args.eval_steps, items, counter
             )
-            last = runs[-1].evals[max(runs[-1].evals)]
-            print(f"[{name}] {time.perf_counter() - t0:.0f}s oracle {last['oracle_mean']:.4f}", flush=True)
-            payload = write(args, items, base, runs, started)
-    finally:
-        restore()
+        )
+        last = runs[-1].evals[max(runs[-1].evals)]
+        print(f"[{name}] {time.perf_counter() - t0:.0f}s oracle {last['oracle_mean']:.4f}", flush=True)
+        payload = write(args, items, base, runs, started)
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return payload
@@ -113,9 +109,9 @@ GRAD_OBJECTIVES: dict[str, tuple[str, list[str]]] = {
 def grad_cosine(args: argparse.Namespace, n_batches: int = 8) -> dict[str, Any]:
     """Cosines between the objectives' gradients at the base (see the module docstring)."""
     from inpo.data import PairDataset
-    from inpo.models import build_reference, encode_prompts, load_components, unet_eps
-    from inpo.train.caches import build_train_caches
-    from inpo.train.objectives import Models, compute_objective, draw_pairs
+    from inpo.methods import MethodContext, build_method, draw_pairs
+    from inpo.models import build_reference, load_components, unet_eps
+    from inpo.train.encode import BatchEncoder
 
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="toy_inpo_grad_"))
@@ -131,30 +127,27 @@ def grad_cosine(args: argparse.Namespace, n_batches: int = 8) -> dict[str, Any]:
         policy.train()
         reference.unet.train(True)
         abar = components.alphas_cumprod.float()
-        res = cfg.data.resolution
-        uncond = encode_prompts(
-            components, [""], resolution=res, original_sizes=[(res, res)], crop_top_lefts=[(0, 0)]
-        )
-        inverter = reference if cfg.method.inpo.inversion.model == "reference" else None
-        models = Models(
-            policy=functools.partial(unet_eps, policy),
-            reference=reference,
-            inverter=inverter or functools.partial(unet_eps, policy),
-            abar=abar,
-            uncond=uncond,
+        objective = build_method(method, cfg.method)
+        objective.prepare(
+            MethodContext(
+                policy=functools.partial(unet_eps, policy),
+                raw_policy=functools.partial(unet_eps, policy),
+                reference=reference,
+                abar=abar,
+                components=components,
+                resolution=cfg.data.resolution,
+            )
         )
         index = ta.ensure_pairs(cfg)
         dataset = PairDataset(index, cfg.data, seed=0)
-        caches = build_train_caches(cfg, method, cfg.model, index, components, abar)
+        caches = BatchEncoder(components, cfg.data.resolution)
         params = [p for p in policy.parameters() if p.requires_grad]
         per_batch = []
         for b in range(n_batches):
             indices = list(range(16 * b, 16 * (b + 1)))
             enc = caches.encode(dataset, indices, "cpu")
             draws = draw_pairs(0, 0, indices, tuple(enc.x0_w.shape[1:]), 0, 999)
-            out = compute_objective(
-                method, cfg.method, models, enc.x0_w, enc.x0_l, enc.cond2, draws, enc.keys
-            )
+            out = objective.objective(enc, draws)
             g = torch.autograd.grad(out.loss, params)
             per_batch.append(torch.cat([x.flatten() for x in g]).detach())
         grads[name] = per_batch

@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from inpo.train.run import TrainObserver
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 WORDS = ["a", "photo", "of", "red", "blue", "green", "cat", "dog", "circle", "square"]
@@ -102,25 +104,28 @@ def base_overrides(args: argparse.Namespace, model: Path, fixture: Path, root: P
 # ------------------------------------------------------------------------------------------------
 # One variant, in its own process
 # ------------------------------------------------------------------------------------------------
-class ForwardCounter:
-    """Counts UNet forward calls and rows per optimizer step, split by grad mode (a forward pre-hook)."""
+class ForwardCounter(TrainObserver):
+    """Counts UNet forward calls and rows per optimizer step, split by grad mode: a training-loop
+    observer that puts a forward pre-hook on the policy's and the reference's UNet."""
 
     def __init__(self) -> None:
-        self.step = -1
         self.per_step: list[dict[str, int]] = []
 
-    def next_step(self) -> None:
-        self.step += 1
+    def on_start(self, run, unets) -> None:  # noqa: ANN001
+        for unet in unets:
+            unet.register_forward_pre_hook(self.hook, with_kwargs=True)
+
+    def on_step_start(self, step: int) -> None:
         self.per_step.append({"calls_grad": 0, "rows_grad": 0, "calls_no_grad": 0, "rows_no_grad": 0})
 
     def hook(self, module, args, kwargs) -> None:  # noqa: ANN001
         import torch
 
-        if self.step < 0:
+        if not self.per_step:
             return
         x = args[0] if args else kwargs["sample"]
         mode = "grad" if torch.is_grad_enabled() else "no_grad"
-        counts = self.per_step[self.step]
+        counts = self.per_step[-1]
         counts[f"calls_{mode}"] += 1
         counts[f"rows_{mode}"] += int(x.shape[0])
 
@@ -129,12 +134,11 @@ def run_variant(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    import inpo.models
-    import inpo.train.loop as loop_module
     from inpo import layout
     from inpo.config import DEFAULT_PARAMS, config_from_dict, read_yaml
     from inpo.train.batches import BatchLayout
-    from inpo.train.loop import RunSpec, train
+    from inpo.train.loop import train
+    from inpo.train.run import training_run
 
     root = Path(args.root)
     method, extra = VARIANTS[args.worker]
@@ -150,39 +154,18 @@ def run_variant(args: argparse.Namespace) -> dict:
     cfg = config_from_dict(read_yaml(DEFAULT_PARAMS), [*overrides, f"train.max_steps={warmup + measured}"])
 
     counter = ForwardCounter()
-    real_load = inpo.models.load_components
-
-    def load_with_hook(*a, **k):  # noqa: ANN002, ANN003
-        components = real_load(*a, **k)  # the reference deep-copies the UNet, hook included
-        # a plain function: deepcopy (the frozen reference) shares it, a bound method would be copied
-        components.unet.register_forward_pre_hook(lambda m, a, k: counter.hook(m, a, k), with_kwargs=True)
-        return components
-
-    real_objective = loop_module.compute_objective
-    micro_in_step = {"n": 0}
-
-    def objective_with_step(*a, **k):  # noqa: ANN002, ANN003
-        if micro_in_step["n"] % cfg.train.grad_accum == 0:
-            counter.next_step()
-        micro_in_step["n"] += 1
-        return real_objective(*a, **k)
-
-    inpo.models.load_components = load_with_hook
-    loop_module.compute_objective = objective_with_step
     tag = f"{args.worker}-round{args.round}"  # fresh folders: a second round must not resume the first
-    spec = RunSpec(
-        method=method,
+    spec = training_run(
+        cfg,
+        method,
         index_path=index,
         out_dir=root / "outputs" / "train" / tag,
         ckpt_dir=root / "checkpoints" / "runs" / tag,
-        model=cfg.model,
-        max_steps=cfg.train.max_steps,
-        learning_rate=cfg.train.learning_rate,
     )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    result = train(cfg, spec)
+    result = train(spec, observer=counter)
     wall = time.perf_counter() - started
     records = [json.loads(line) for line in result.metrics_path.read_text().splitlines() if line]
     seconds = [r["seconds"] for r in records[warmup:]]

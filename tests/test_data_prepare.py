@@ -71,6 +71,14 @@ def test_fixture_yields_exactly_the_expected_pairs_row_by_row(fixture, tmp_path)
                 got_img, transform_image(decode_rgb(data), 8, "center", "bilinear", False, (0.0, 0.0))
             )
 
+    # the per-pair payload a method may ask for: hard labels give the winner 1.0
+    fields = dataset.pair_fields(list(range(len(dataset))), ["label_w"])
+    assert fields["label_w"].tolist() == [1.0] * len(expected)
+    with pytest.raises(KeyError, match="pair field 'margin' is not known; expected one of label_w"):
+        dataset.pair_fields([0], ["margin"])
+    draws = dataset.pair_draws(3)  # the same draws the dataset's own transform uses
+    assert dataset.caption(3, draws) == dataset[3].caption and draws.flip_w == dataset[3].flip_w
+
 
 def torch_equal(a, b) -> bool:
     return a.shape == b.shape and bool((a == b).all())

@@ -10,9 +10,12 @@ import torch
 from inpo import grid_inversion, inversion
 from inpo.config import ConfigError
 from inpo.inversion import scaled_linear_alphas_cumprod
-from inpo.train.caches import ImageKey, InversionCache, TrainCaches, build_train_caches, cache_root
+from inpo.methods.inversion_cache import InversionCache
+from inpo.train.embedding_cache import BatchEncoder, build_batch_encoder
+from inpo.train.encode import ImageKey
+from inpo.train.run import cache_root
 from inpo.train.tensor_store import TensorStore
-from tests.train_helpers import make_config, make_world, read_losses, run_spec
+from tests.train_helpers import cached_encoder, make_config, make_world, read_losses, run_spec
 
 ABAR = scaled_linear_alphas_cumprod()
 # every landing case of spec §4 for 10 steps (0,1 → 1; 2..101 → 101; 102 → 201; 902..999 → 901) and more
@@ -150,7 +153,7 @@ def test_config_rules(world, tmp_path):
         make_config(tmp_path, paths, overrides=["method.inpo.inversion.cache=true"])
     cfg = make_config(tmp_path, paths, overrides=["data.crop=random", "train.cache_embeddings=true"])
     with pytest.raises(ValueError, match="data.crop"):
-        build_train_caches(cfg, "dpo", cfg.model, tmp_path / "nowhere", None, ABAR)
+        build_batch_encoder(None, cfg.data, cache_dir=tmp_path / "nowhere", image_inputs={})
 
 
 @pytest.fixture(scope="module")
@@ -168,9 +171,8 @@ def test_embedding_cache_equals_direct_encoding(world, tmp_path):
     cfg = make_config(tmp_path, paths, overrides=["data.caption_dropout=0.5", "train.cache_embeddings=true"])
     components = load_components(cfg.model)
     dataset = PairDataset(layout.pair_index(cfg), cfg.data, seed=0)
-    direct = TrainCaches(components, cfg.data.resolution)
-    cached = build_train_caches(cfg, "dpo", cfg.model, layout.pair_index(cfg), components, ABAR)
-    assert cached.embeddings is not None and cached.inversion is None
+    direct = BatchEncoder(components, cfg.data.resolution)
+    cached = cached_encoder(cfg, components)
     seen = set()
     for epoch in (0, 1, 0):
         dataset.set_epoch(epoch)
@@ -188,8 +190,9 @@ def test_embedding_cache_equals_direct_encoding(world, tmp_path):
         any(k.flip for k in seen) and any(not k.flip for k in seen) and any(k.caption_dropped for k in seen)
     )
     cached.flush()
-    reopened = build_train_caches(cfg, "dpo", cfg.model, layout.pair_index(cfg), components, ABAR)
-    assert reopened.embeddings is not None and len(reopened.embeddings) == len(cached.embeddings)
+    reopened = cached_encoder(cfg, components)
+    assert len(reopened.embeddings) == len(cached.embeddings) > 0
+
 
 
 CACHED = ["method.inpo.inversion.model=reference", "method.inpo.inversion.eta=0"]
@@ -218,9 +221,9 @@ def test_training_with_caches_equals_training_without(world, tmp_path):
             "train.cache_embeddings=true",
         ],
     )
-    a = train(plain, run_spec(plain, "inpo", "-plain"))
-    b = train(on, run_spec(on, "inpo", "-cached"))
-    c = train(on, run_spec(on, "inpo", "-again"))
+    a = train(run_spec(plain, "inpo", "-plain"))
+    b = train(run_spec(on, "inpo", "-cached"))
+    c = train(run_spec(on, "inpo", "-again"))
     la, lb, lc = (read_losses(r.metrics_path) for r in (a, b, c))
     assert all(math.isfinite(v) for v in la)
     assert lb == pytest.approx(la, rel=1e-5, abs=1e-6)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -42,7 +40,7 @@ def test_final_weights_are_the_ema_and_ema_state_survives_a_resume(world, tmp_pa
     root, paths = world
     cfg = make_config(tmp_path, paths, overrides=EMA)
     spec = run_spec(cfg, "dpo")
-    result = train(cfg, spec)
+    result = train(spec)
     p1 = _weights(spec.ckpt_dir / "step-000001" / "unet")  # checkpoints hold the raw policy
     p2 = _weights(spec.ckpt_dir / "step-000002" / "unet")
     final = _weights(result.weights_dir)
@@ -53,10 +51,10 @@ def test_final_weights_are_the_ema_and_ema_state_survives_a_resume(world, tmp_pa
     assert len(ema_state["shadow_params"]) == len(list(result.policy.parameters()))
 
     # The same run stopped after step 1 and resumed: the EMA continues (a fresh EMA would copy p2).
-    resumed = dataclasses.replace(run_spec(cfg, "dpo", "-resumed"), max_steps=1)
-    train(cfg, resumed)
+    resumed = run_spec(cfg, "dpo", "-resumed", max_steps=1)
+    train(resumed)
     assert (resumed.ckpt_dir / "step-000001" / "ema.pt").exists()
-    again = train(cfg, dataclasses.replace(resumed, max_steps=2))
+    again = train(run_spec(cfg, "dpo", "-resumed", max_steps=2))
     assert again.resumed_from == 1
     r1 = _weights(resumed.ckpt_dir / "step-000001" / "unet")
     r2 = _weights(resumed.ckpt_dir / "step-000002" / "unet")

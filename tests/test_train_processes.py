@@ -62,10 +62,10 @@ def test_sigkill_then_resume_gives_the_same_losses_and_weights(tmp_path):
     step_at_kill = int(latest_checkpoint(ckpts).name.split("-")[1])  # type: ignore[union-attr]
     assert 0 < step_at_kill < 10
 
-    resumed = train(killed, run_spec(killed, "inpo"))
+    resumed = train(run_spec(killed, "inpo"))
     assert resumed.resumed_from == step_at_kill
     straight_cfg = make_config(tmp_path / "straight", paths, overrides=over)
-    straight = train(straight_cfg, run_spec(straight_cfg, "inpo"))
+    straight = train(run_spec(straight_cfg, "inpo"))
     assert read_losses(resumed.metrics_path) == pytest.approx(read_losses(straight.metrics_path), rel=1e-6)
     a, b = state(resumed.policy), state(straight.policy)
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
@@ -89,7 +89,7 @@ def test_two_gloo_processes_equal_one_process_with_double_accumulation(tmp_path)
     done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     one = make_config(tmp_path / "one", paths, overrides=[*over, "train.grad_accum=2"])
-    single = train(one, run_spec(one, "dpo"))
+    single = train(run_spec(one, "dpo"))
     from inpo import layout
 
     assert read_losses(layout.train_dir(two, "dpo") / "metrics.jsonl") == pytest.approx(

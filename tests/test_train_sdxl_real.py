@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from inpo.data.transforms import transform_image_with_geometry
-from tests.train_helpers import make_config, make_world, read_losses, run_spec, state
+from tests.train_helpers import cached_encoder, make_config, make_world, read_losses, run_spec, state
 
 R = 16
 # The fixture's (width, height) sizes (inpo.data.fixtures.DEFAULT_SIZES) at R = 16, centre crop, by hand:
@@ -67,9 +67,8 @@ def _image_sizes(dataset, indices):
 def test_winner_and_loser_rows_get_their_own_time_ids(world, tmp_path, cached):
     from inpo import layout
     from inpo.data import PairDataset
-    from inpo.inversion import scaled_linear_alphas_cumprod
     from inpo.models import load_components
-    from inpo.train.caches import TrainCaches, build_train_caches
+    from inpo.train.encode import BatchEncoder
 
     root, paths = world
     overrides = ["model.sdxl_micro_conditioning=real", "data.caption_dropout=0.5"]
@@ -80,19 +79,15 @@ def test_winner_and_loser_rows_get_their_own_time_ids(world, tmp_path, cached):
     dataset = PairDataset(layout.pair_index(cfg), cfg.data, seed=0)
     indices = list(range(8))
     if cached:
-        caches = build_train_caches(
-            cfg, "dpo", cfg.model, layout.pair_index(cfg), components, scaled_linear_alphas_cumprod()
-        )
+        caches = cached_encoder(cfg, components)
         caches.encode(dataset, indices, "cpu")  # fill
         caches.flush()
-        caches = build_train_caches(  # a later run: every latent, geometry and caption from disk
-            cfg, "dpo", cfg.model, layout.pair_index(cfg), components, scaled_linear_alphas_cumprod()
-        )
+        caches = cached_encoder(cfg, components)  # a later run: every latent, geometry and caption from disk
     else:
-        caches = TrainCaches(components, R)
+        caches = BatchEncoder(components, R)
     encoded = caches.encode(dataset, indices, "cpu")
     if cached:
-        assert caches.embeddings is not None and caches.embeddings.misses == 0
+        assert caches.embeddings.misses == 0
     time_ids = encoded.cond2.time_ids
     assert time_ids is not None and time_ids.shape == (2 * len(indices), 6)
     sizes = _image_sizes(dataset, indices)
@@ -117,12 +112,12 @@ def test_constant_micro_conditioning_is_the_same_for_every_row(world, tmp_path):
     from inpo import layout
     from inpo.data import PairDataset
     from inpo.models import load_components
-    from inpo.train.caches import TrainCaches
+    from inpo.train.encode import BatchEncoder
 
     root, paths = world
     cfg = make_config(tmp_path, paths, family="sdxl")
     dataset = PairDataset(layout.pair_index(cfg), cfg.data, seed=0)
-    encoded = TrainCaches(load_components(cfg.model), R).encode(dataset, [0, 1, 2], "cpu")
+    encoded = BatchEncoder(load_components(cfg.model), R).encode(dataset, [0, 1, 2], "cpu")
     assert encoded.cond2.time_ids.tolist() == [[R, R, 0, 0, R, R]] * 6
 
 
@@ -139,7 +134,7 @@ def test_sdxl_real_micro_conditioning_trains_two_steps(world, tmp_path):
         tmp_path, paths, family="sdxl", overrides=[*common, "model.sdxl_micro_conditioning=real"]
     )
     base = state(load_components(real.model).unet)
-    result = train(real, run_spec(real, "inpo"))
+    result = train(run_spec(real, "inpo"))
     losses = read_losses(result.metrics_path)
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
     after = state(result.policy)
@@ -151,7 +146,7 @@ def test_sdxl_real_micro_conditioning_trains_two_steps(world, tmp_path):
         tmp_path / "constant", paths, family="sdxl", overrides=[*common, "train.max_steps=1"]
     )
     first_constant = json.loads(
-        train(constant, run_spec(constant, "inpo")).metrics_path.read_text().splitlines()[0]
+        train(run_spec(constant, "inpo")).metrics_path.read_text().splitlines()[0]
     )
     assert first_real["err_ref_w"] != pytest.approx(first_constant["err_ref_w"], rel=1e-6)
 

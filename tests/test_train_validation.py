@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
@@ -21,8 +20,8 @@ def test_validation_every_step_writes_a_grid_and_oracle_scores(tmp_path):
     paths = make_world(tmp_path)  # a 16 px pair fixture (the model it writes is not used)
     paths["model"] = TOY_BASE
     cfg = make_config(tmp_path, paths, family="toy", overrides=["train.validate_every=1"])
-    spec = dataclasses.replace(run_spec(cfg, "dpo"), validate=validation_hook(cfg))
-    train(cfg, spec)
+    spec = run_spec(cfg, "dpo", validate=validation_hook(cfg))
+    train(spec)
 
     grids = sorted(p.name for p in (spec.out_dir / "validation").iterdir())
     assert grids == ["step-000001.png", "step-000002.png"]

@@ -56,20 +56,35 @@ def make_config(
     return cfg
 
 
-def run_spec(cfg: Config, method: str, tag: str = ""):
+def run_spec(cfg: Config, method: str, tag: str = "", **settings):
+    """The :class:`inpo.train.run.TrainRun` of ``method`` under ``cfg``, in folders named method + tag;
+    ``settings``: keyword arguments of :func:`inpo.train.run.training_run` (model, max_steps, validate)."""
     from inpo import layout
-    from inpo.train.loop import RunSpec
+    from inpo.train.run import training_run
 
     name = method + tag
-    return RunSpec(
-        method=method,
+    return training_run(
+        cfg,
+        method,
         index_path=layout.pair_index(cfg),
         out_dir=layout.train_dir(cfg, name),
         ckpt_dir=layout.checkpoint_dir(cfg, name),
-        model=cfg.model,
-        max_steps=cfg.train.max_steps,
-        learning_rate=cfg.train.learning_rate,
+        **settings,
     )
+
+
+def cached_encoder(cfg: Config, components):
+    """The embedding-cached batch encoder a run of ``cfg`` opens (``train.cache_embeddings``)."""
+    from inpo import layout
+    from inpo.train.embedding_cache import CachedBatchEncoder, build_batch_encoder, embedding_inputs
+    from inpo.train.run import cache_root
+
+    inputs = embedding_inputs(cfg.data, cfg.train.mixed_precision, cfg.model, layout.pair_index(cfg))
+    encoder = build_batch_encoder(
+        components, cfg.data, cache_dir=cache_root(cfg) / "embeddings", image_inputs=inputs
+    )
+    assert isinstance(encoder, CachedBatchEncoder)
+    return encoder
 
 
 def state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -26,7 +26,17 @@ from ..rng import pair_generator
 from .images import CorruptImageError, decode_rgb, image_bytes
 from .index import PairIndex, read_pair_index
 from .sources import IMAGE_COLUMNS, PairDataError, Shard, ShardCache, resolve_source
-from .transforms import draw_pair, transform_image_with_geometry
+from .transforms import PairDraws, draw_pair, transform_image_with_geometry
+
+
+def _winner_label(index: PairIndex, rows: list[int]) -> torch.Tensor:
+    """The source's preference for the pair's winner, in [0.5, 1] (1: a hard label)."""
+    label_0 = torch.from_numpy(index.label_0[rows])
+    winner = torch.from_numpy(index.winner[rows].astype("int64"))
+    return torch.where(winner == 0, label_0, 1 - label_0)
+
+
+PAIR_FIELDS = {"label_w": _winner_label}  # what a method may ask for beside the images
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,26 @@ class PairDataset(Dataset[PairExample]):
     def __len__(self) -> int:
         return len(self.index)
 
+    def pair_draws(self, pair_index: int) -> PairDraws:
+        """The pair's random decisions (caption dropout, flips, crops) at the current epoch."""
+        cfg = self.cfg
+        gen = pair_generator(self.seed, self.epoch, int(pair_index), "data")
+        return draw_pair(gen, cfg.caption_dropout, cfg.random_flip)
+
+    def caption(self, pair_index: int, draws: PairDraws) -> str:
+        """The caption the model sees for this pair under ``draws`` ("" when dropped)."""
+        return "" if draws.caption_dropped else self.index.captions[int(pair_index)]
+
+    def pair_fields(self, pair_indices: Sequence[int], names: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Per-pair payload for a method (:data:`PAIR_FIELDS`): name → tensor [B]."""
+        unknown = [n for n in names if n not in PAIR_FIELDS]
+        if unknown:
+            raise KeyError(
+                f"pair field {unknown[0]!r} is not known; expected one of {', '.join(PAIR_FIELDS)}"
+            )
+        rows = [int(i) for i in pair_indices]
+        return {n: PAIR_FIELDS[n](self.index, rows) for n in names}
+
     def __getitem__(self, pair_index: int) -> PairExample:
         return self.__getitems__([pair_index])[0]
 
@@ -176,9 +206,7 @@ class PairDataset(Dataset[PairExample]):
 
     def _transform(self, pair_index: int, winner: bytes, loser: bytes) -> PairExample:
         cfg = self.cfg
-        draws = draw_pair(
-            pair_generator(self.seed, self.epoch, pair_index, "data"), cfg.caption_dropout, cfg.random_flip
-        )
+        draws = self.pair_draws(pair_index)
         images, geometry = [], []
         for side, data, flip, crop_u in (
             ("winner", winner, draws.flip_w, draws.crop_w),
@@ -199,7 +227,7 @@ class PairDataset(Dataset[PairExample]):
             geometry.append(geom)
         return PairExample(
             pair_index=pair_index,
-            caption="" if draws.caption_dropped else self.index.captions[pair_index],
+            caption=self.caption(pair_index, draws),
             image_w=images[0],
             image_l=images[1],
             flip_w=draws.flip_w,

@@ -57,6 +57,7 @@ class PairIndex:
     row: np.ndarray  # [N] int64
     winner: np.ndarray  # [N] int8
     captions: list[str]
+    label_0: np.ndarray  # [N] float32: the source's preference for image 0 (1, 0; 0.5 a tie)
 
     def __len__(self) -> int:
         return len(self.row)
@@ -124,4 +125,5 @@ def read_pair_index(path: str | Path) -> PairIndex:
         row=row,
         winner=winner,
         captions=[c or "" for c in table["caption"].to_pylist()],
+        label_0=table["label_0"].to_numpy().astype(np.float32),
     )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from inpo.inversion import check_epsilon_prediction
+from inpo.parametrisation import EPSILON, Parametrisation, parametrisation_for
 
 if TYPE_CHECKING:
     from inpo.config.sections import ModelConfig
@@ -65,6 +65,7 @@ class Components:
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32  # of the frozen modules (text encoders; VAE unless upcast)
     micro_conditioning: str = "constant"  # SDXL: "constant" (R, R, 0, 0, R, R) or "real" sizes/crops
+    parametrisation: Parametrisation = EPSILON  # what the UNet predicts (the scheduler's prediction_type)
 
     @property
     def is_sdxl(self) -> bool:
@@ -144,7 +145,7 @@ def load_components(
 
     scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler", **hub)
     try:
-        check_epsilon_prediction(scheduler.config.prediction_type)
+        parametrisation = parametrisation_for(scheduler.config.prediction_type)
     except ValueError as err:
         raise ValueError(f"{base}/scheduler: {err}") from err
     alphas_cumprod = scheduler.alphas_cumprod.detach().to("cpu", torch.float32).clone()
@@ -205,6 +206,7 @@ def load_components(
         device=device,
         dtype=dtype,
         micro_conditioning=model_cfg.sdxl_micro_conditioning,
+        parametrisation=parametrisation,
     )
 
 

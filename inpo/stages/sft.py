@@ -20,11 +20,13 @@ def run(cfg: Config) -> None:
         write_json_atomic(out / "summary.json", {"enabled": False})
         print("sft: disabled (sft.enabled=false); the reference is the base model")
         return
-    from ..train.loop import RunSpec, train
+    from ..train.loop import train
+    from ..train.run import training_run
     from ..train.validation import validation_hook
 
-    spec = RunSpec(
-        method="sft",
+    run_ = training_run(
+        cfg,
+        "sft",
         index_path=layout.pair_index(cfg),
         out_dir=out,
         ckpt_dir=layout.checkpoint_dir(cfg, "sft"),
@@ -33,7 +35,7 @@ def run(cfg: Config) -> None:
         learning_rate=cfg.sft.learning_rate,
         validate=validation_hook(cfg),
     )
-    result = train(cfg, spec)
+    result = train(run_)
     summary = {"enabled": True, "steps": result.steps, **result.last}
     write_json_atomic(out / "summary.json", summary)
     print(json.dumps(summary))

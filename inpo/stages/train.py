@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(cfg: Config, method: str | None = None) -> None:
     from ..models.starting import starting_model
-    from ..train.loop import RunSpec, train
+    from ..train.loop import train
+    from ..train.run import training_run
     from ..train.validation import validation_hook
 
     names = [method] if method else list(cfg.methods)
@@ -28,23 +29,22 @@ def run(cfg: Config, method: str | None = None) -> None:
     if unknown:
         raise SystemExit(f"inpo train: --method {unknown[0]} is not in methods: {cfg.methods}")
     for name in names:
-        spec = RunSpec(
-            method=name,
+        run_ = training_run(
+            cfg,
+            name,
             index_path=layout.pair_index(cfg),
             out_dir=layout.train_dir(cfg, name),
             ckpt_dir=layout.checkpoint_dir(cfg, name),
             model=starting_model(cfg),
-            max_steps=cfg.train.max_steps,
-            learning_rate=cfg.train.learning_rate,
             validate=validation_hook(cfg),
         )
-        result = train(cfg, spec)
+        result = train(run_)
         summary = {
             "method": name,
             "steps": result.steps,
             "skipped_nonfinite": result.skipped_nonfinite,
             **result.last,
         }
-        write_json_atomic(spec.out_dir / "summary.json", summary)
+        write_json_atomic(run_.out_dir / "summary.json", summary)
         write_curve_tsv(result.metrics_path, layout.training_curve(cfg, name))  # for `dvc plots`
         print(json.dumps(summary))

@@ -55,6 +55,7 @@ def copy_project(
 
 
 TINY_OVERRIDES = (
+    "world=pickapic",
     "model.family=sd15",
     "model.pretrained=model",
     "data.source=pairs",

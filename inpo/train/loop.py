@@ -1,4 +1,4 @@
-"""The training loop on accelerate: one loop for every method and model family.
+"""The training loop on accelerate: one loop for every method and model family; it knows no method.
 
 Effective batch = ``train.pairs_per_device`` × processes × ``train.grad_accum`` pairs per optimizer
 step. Mixed precision with fp32 master weights, gradient clipping, AdamW or Adafactor, warm-up then
@@ -10,30 +10,31 @@ and loser, reward margin, learning rate, grad norm, pairs/s, seconds split into 
 Checkpoints every ``checkpoint_every`` steps and at the end (atomic, keep-last-K, auto-resume). A
 non-finite loss or gradient skips the update; ``max_nonfinite_in_row`` of them stop the run with the
 last good checkpoint intact.
+
+    run = training_run(cfg, "inpo", index_path=..., out_dir=..., ckpt_dir=...)   # inpo.train.run
+    result = train(run, observer=None)
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import Config
-from ..config.sections import ModelConfig
+from ..methods import MethodContext, draw_pairs
 from . import checkpoint as ckpt
 from .batches import BatchLayout, iterate_steps
-from .caches import build_train_caches
-from .objectives import Models, compute_objective, draw_pairs
+from .embedding_cache import build_batch_encoder, embedding_inputs, model_identity
 from .optim import build_optimizer, lr_factor, set_learning_rate
+from .records import append_jsonl, reduce_mean, truncate_jsonl
+from .run import TrainObserver, TrainRun
 
-ValidationHook = Callable[[int, torch.nn.Module, Any, Path], dict[str, float]]
+__all__ = ["NonFiniteError", "TrainResult", "train"]
 
 
 class NonFiniteError(RuntimeError):
@@ -54,68 +55,43 @@ class TrainResult:
 
 
 @dataclass
-class RunSpec:
-    """What one training run trains and where it writes (the stage functions fill this in)."""
+class _Session:
+    """The live state of one run (models, optimizer, data, counters)."""
 
-    method: str
-    index_path: Path  # the pair index written by `inpo prepare`
-    out_dir: Path  # final weights (out_dir/unet) and metrics.jsonl
-    ckpt_dir: Path  # resumable checkpoints (outside DVC's cache)
-    model: ModelConfig  # the base (or the SFT output as both policy and reference)
-    max_steps: int
-    learning_rate: float
-    validate: ValidationHook | None = None
+    run: TrainRun
+    accelerator: Any
+    components: Any
+    policy: Any  # as accelerate wraps it (with grad)
+    raw_policy: torch.nn.Module
+    reference: Any
+    trainable: list[torch.nn.Parameter]
+    optimizer: Any
+    ema: Any
+    dataset: Any
+    layout: BatchLayout
+    abar: torch.Tensor
+    encoder: Any = None
+    start_step: int = 0
+    skipped: int = 0
+    nonfinite_in_row: int = 0
 
-
-def _reduce_mean(accelerator: Any, values: dict[str, float]) -> dict[str, float]:
-    if accelerator.num_processes == 1 or not values:
-        return values
-    keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], device=accelerator.device, dtype=torch.float64)
-    t = accelerator.reduce(t, reduction="mean")
-    return dict(zip(keys, t.tolist(), strict=True))
-
-
-def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with open(path, "a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    @property
+    def metrics_path(self) -> Path:
+        return self.run.out_dir / "metrics.jsonl"
 
 
-def _truncate_jsonl(path: Path, start_step: int) -> None:
-    """Drop records of steps ≥ start_step (written after the checkpoint a resumed run starts from)."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] < start_step]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    tmp.replace(path)
-
-
-def train(cfg: Config, spec: RunSpec, accelerator: Any | None = None) -> TrainResult:
-    """Train ``spec.method`` from ``spec.model``; resumes from the latest checkpoint in ``spec.ckpt_dir``."""
-    from accelerate import Accelerator
-
+def _open_session(run: TrainRun, accelerator: Any) -> _Session:
+    """Load the model, build the reference, optimizer, EMA and dataset."""
     from ..data import PairDataset
-    from ..models import (
-        build_reference,
-        encode_prompts,
-        load_components,
-        load_unet_weights,
-        save_unet_weights,
-        unet_eps,
-    )
+    from ..models import build_reference, load_components
 
-    tc = cfg.train
-    if accelerator is None:
-        accelerator = Accelerator(mixed_precision=tc.mixed_precision, cpu=not torch.cuda.is_available())
-    device = accelerator.device
+    tc = run.train
     half = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(tc.mixed_precision, torch.float32)
-    components = load_components(spec.model, device=device, dtype=half)
+    components = load_components(run.model, device=accelerator.device, dtype=half)
     policy = components.unet
-    lora = spec.model.lora.enabled
-    if not lora:
+    if not run.model.lora.enabled:
         policy.requires_grad_(True)
-    reference = build_reference(policy, spec.model, dtype=half)
+    reference = build_reference(policy, run.model, dtype=half)
     policy.train()
     # The frozen copy runs in the policy's mode: SD UNets have no active dropout, and attention
     # kernels differ by ~1e-7 between modes, which would break policy == reference ⇒ loss = ln 2.
@@ -123,166 +99,250 @@ def train(cfg: Config, spec: RunSpec, accelerator: Any | None = None) -> TrainRe
     if tc.gradient_checkpointing:
         policy.enable_gradient_checkpointing()
     trainable = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = build_optimizer(trainable, tc, spec.learning_rate)
+    optimizer = build_optimizer(trainable, tc, tc.learning_rate)
     ema = None
     if tc.ema.enabled:
         from diffusers.training_utils import EMAModel
 
         ema = EMAModel(trainable, decay=tc.ema.decay)
-    policy, optimizer = accelerator.prepare(policy, optimizer)
-    raw_policy = accelerator.unwrap_model(policy)
-
-    dataset = PairDataset(spec.index_path, cfg.data, seed=tc.seed)
+    wrapped, optimizer = accelerator.prepare(policy, optimizer)
+    dataset = PairDataset(run.index_path, run.data, seed=tc.seed)
     layout = BatchLayout(len(dataset), tc.pairs_per_device, accelerator.num_processes, tc.grad_accum)
-    abar = components.alphas_cumprod.to(device=device, dtype=torch.float32)
+    abar = components.alphas_cumprod.to(device=accelerator.device, dtype=torch.float32)
+    raw = accelerator.unwrap_model(wrapped)
+    return _Session(
+        run,
+        accelerator,
+        components,
+        wrapped,
+        raw,
+        reference,
+        trainable,
+        optimizer,
+        ema,
+        dataset,
+        layout,
+        abar,
+    )
 
-    spec.out_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = spec.out_dir / "metrics.jsonl"
-    start_step, nonfinite_in_row, skipped = 0, 0, 0
-    latest = ckpt.latest_checkpoint(spec.ckpt_dir)
+
+def _resume(s: _Session) -> None:
+    """Load the latest checkpoint of ``run.ckpt_dir`` (if any) and drop log rows written after it."""
+    from ..models import load_unet_weights
+
+    latest = ckpt.latest_checkpoint(s.run.ckpt_dir)
     if latest is not None:
-        load_unet_weights(raw_policy, latest / "unet", lora)
-        state = ckpt.load_checkpoint_state(latest, optimizer)
-        start_step, skipped = int(state["step"]), int(state.get("skipped_nonfinite", 0))
-        if ema is not None and (latest / "ema.pt").exists():
-            ema.load_state_dict(torch.load(latest / "ema.pt", weights_only=True, map_location=device))
-        accelerator.print(f"[{spec.method}] resuming from {latest} (step {start_step})")
-    if accelerator.is_main_process:
-        _truncate_jsonl(metrics_path, start_step)
-
-    inverter_unet = reference if cfg.method.inpo.inversion.model == "reference" else None
-    res = cfg.data.resolution
-    # SDXL: the placeholder micro-conditioning is replaced by each row's own where it is used (objectives)
-    uncond = encode_prompts(
-        components, [""], resolution=res, original_sizes=[(res, res)], crop_top_lefts=[(0, 0)]
-    )
-    models = Models(
-        policy=lambda x, t, c: unet_eps(policy, x, t, c),
-        reference=reference,
-        inverter=inverter_unet or (lambda x, t, c: unet_eps(raw_policy, x, t, c)),
-        abar=abar,
-        uncond=uncond,
-    )
-    caches = build_train_caches(
-        cfg, spec.method, spec.model, spec.index_path, components, abar, accelerator.process_index
-    )
-    models.inversion_cache = caches.inversion
-
-    def save(step: int, last: dict[str, float]) -> None:
-        caches.flush()  # each process writes its own cache shard (on-disk caches only)
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-
-            def write_weights(path: Path) -> None:
-                save_unet_weights(raw_policy, path, lora)
-                if ema is not None:  # inside the temporary folder: renamed with the checkpoint, atomically
-                    torch.save(ema.state_dict(), path.parent / "ema.pt")
-
-            ckpt.save_checkpoint(
-                spec.ckpt_dir,
-                step,
-                write_weights=write_weights,
-                optimizer=optimizer,
-                state={"method": spec.method, "skipped_nonfinite": skipped, "metrics": last},
-                keep=tc.keep_checkpoints,
+        load_unet_weights(s.raw_policy, latest / "unet", s.run.model.lora.enabled)
+        state = ckpt.load_checkpoint_state(latest, s.optimizer)
+        s.start_step, s.skipped = int(state["step"]), int(state.get("skipped_nonfinite", 0))
+        if s.ema is not None and (latest / "ema.pt").exists():
+            s.ema.load_state_dict(
+                torch.load(latest / "ema.pt", weights_only=True, map_location=s.accelerator.device)
             )
-        accelerator.wait_for_everyone()
+        s.accelerator.print(f"[{s.run.name}] resuming from {latest} (step {s.start_step})")
+    if s.accelerator.is_main_process:
+        truncate_jsonl(s.metrics_path, s.start_step)
 
+
+def _prepare_method_and_encoder(s: _Session) -> None:
+    from ..models import unet_eps
+
+    run, rank = s.run, s.accelerator.process_index
+    image_inputs = embedding_inputs(run.data, run.train.mixed_precision, run.model, run.index_path)
+    ctx = MethodContext(
+        policy=lambda x, t, c: unet_eps(s.policy, x, t, c),
+        raw_policy=lambda x, t, c: unet_eps(s.raw_policy, x, t, c),
+        reference=s.reference,
+        abar=s.abar,
+        components=s.components,
+        resolution=run.data.resolution,
+        parametrisation=s.components.parametrisation,
+        image_inputs=image_inputs,
+        model_identity=model_identity(run.model),
+        cache_root=run.cache_root,
+        image_keys_stable=run.data.crop == "center",
+        rank=rank,
+    )
+    run.method.prepare(ctx)
+    cache_dir = None
+    if run.train.cache_embeddings:
+        if run.cache_root is None:
+            raise ValueError("train.cache_embeddings: the run has no cache folder (paths.checkpoints)")
+        cache_dir = run.cache_root / "embeddings"
+    s.encoder = build_batch_encoder(
+        s.components,
+        run.data,
+        cache_dir=cache_dir,
+        image_inputs=image_inputs,
+        pair_fields=run.method.pair_fields,
+        rank=rank,
+    )
+
+
+def _train_step(s: _Session, step: int, epoch: int, micro: list[list[int]]) -> dict[str, float]:
+    """One optimizer step over the micro-batches ``micro`` → the step's logged metrics."""
+    tc, acc = s.run.train, s.accelerator
+    t_step = time.perf_counter()
+    lr = set_learning_rate(s.optimizer, tc.learning_rate, lr_factor(step, tc, tc.max_steps))
+    s.dataset.set_epoch(epoch)
+    sums: dict[str, float] = {}
+    for a, indices in enumerate(micro):
+        batch = s.encoder.encode(s.dataset, indices, acc.device)
+        draws = draw_pairs(
+            tc.seed, epoch, indices, tuple(batch.x0_w.shape[1:]), tc.timestep_min, tc.timestep_max
+        )
+        no_sync = contextlib.nullcontext() if a == len(micro) - 1 else acc.no_sync(s.policy)
+        with no_sync:
+            with acc.autocast():
+                out = s.run.method.objective(batch, draws)
+            acc.backward(out.loss / len(micro))
+        for k, v in out.metrics.items():
+            sums[k] = sums.get(k, 0.0) + v / len(micro)
+        sums["unet_calls_no_grad"] = sums.get("unet_calls_no_grad", 0.0) + out.unet_calls_no_grad
+    grad_norm = acc.clip_grad_norm_(s.trainable, tc.max_grad_norm)
+    grad_norm = float(grad_norm) if grad_norm is not None else float("nan")
+    if math.isfinite(grad_norm) and math.isfinite(sums.get("loss", float("nan"))):
+        s.optimizer.step()
+        if s.ema is not None:
+            s.ema.step(s.trainable)
+        s.nonfinite_in_row = 0
+    else:
+        s.skipped += 1
+        s.nonfinite_in_row += 1
+    s.optimizer.zero_grad(set_to_none=True)
+    elapsed = time.perf_counter() - t_step
+    last = reduce_mean(acc, sums)
+    last.update(
+        lr=lr,
+        grad_norm=grad_norm,
+        seconds=elapsed,
+        pairs_per_s=s.layout.global_batch / elapsed,
+        update_seconds=elapsed - last.get("inversion_seconds", 0.0),
+        processes=float(acc.num_processes),
+        skipped_nonfinite=float(s.skipped),
+    )
+    return last
+
+
+def _save(s: _Session, step: int, last: dict[str, float]) -> None:
+    from ..models import save_unet_weights
+
+    run, acc = s.run, s.accelerator
+    run.method.flush()  # each process writes its own cache shard (on-disk caches only)
+    s.encoder.flush()
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+
+        def write_weights(path: Path) -> None:
+            save_unet_weights(s.raw_policy, path, run.model.lora.enabled)
+            if s.ema is not None:  # inside the temporary folder: renamed with the checkpoint, atomically
+                torch.save(s.ema.state_dict(), path.parent / "ema.pt")
+
+        ckpt.save_checkpoint(
+            run.ckpt_dir,
+            step,
+            write_weights=write_weights,
+            optimizer=s.optimizer,
+            state={"method": run.name, "skipped_nonfinite": s.skipped, "metrics": last},
+            keep=run.train.keep_checkpoints,
+        )
+    acc.wait_for_everyone()
+
+
+def _after_step(s: _Session, step: int, last: dict[str, float]) -> None:
+    """Stop on too many non-finite steps; checkpoint and validate when due."""
+    run, tc, acc = s.run, s.run.train, s.accelerator
+    if s.nonfinite_in_row >= tc.max_nonfinite_in_row:
+        raise NonFiniteError(
+            f"[{run.name}] {s.nonfinite_in_row} non-finite losses/gradients in a row at step {step}; "
+            f"stopped. The last good checkpoint is {ckpt.latest_checkpoint(run.ckpt_dir)}"
+        )
+    done = step + 1
+    if done % tc.checkpoint_every == 0 or done == tc.max_steps:
+        _save(s, done, last)
+    if run.validate is not None and (done % tc.validate_every == 0 or done == tc.max_steps):
+        if acc.is_main_process:
+            val = run.validate(done, s.raw_policy, s.components, run.out_dir)
+            append_jsonl(run.out_dir / "validation.jsonl", {"step": done, **val})
+        acc.wait_for_everyone()
+
+
+def _unets(s: _Session) -> list[torch.nn.Module]:
+    unets = [s.raw_policy]
+    if s.reference.unet is not s.raw_policy:
+        unets.append(s.reference.unet)
+    return unets
+
+
+def _finish(s: _Session, last: dict[str, float]) -> TrainResult:
+    """Flush the caches and write the final weights (the EMA's when on)."""
+    from ..models import save_unet_weights
+
+    run = s.run
+    run.method.flush()
+    s.encoder.flush()
+    weights_dir = run.out_dir / "unet"
+    if s.accelerator.is_main_process:
+        if s.ema is not None:
+            s.ema.copy_to(s.trainable)
+        save_unet_weights(s.raw_policy, weights_dir, run.model.lora.enabled)
+    s.accelerator.wait_for_everyone()
+    return TrainResult(
+        run.name,
+        run.train.max_steps,
+        weights_dir,
+        s.metrics_path,
+        last,
+        s.skipped,
+        s.start_step,
+        s.raw_policy,
+        s.reference,
+    )
+
+
+def train(
+    run: TrainRun, observer: TrainObserver | None = None, accelerator: Any | None = None
+) -> TrainResult:
+    """Train ``run.method`` from ``run.model``; resumes from the latest checkpoint in ``run.ckpt_dir``."""
+    from accelerate import Accelerator
     from tqdm.auto import tqdm
 
+    tc = run.train
+    if accelerator is None:
+        accelerator = Accelerator(mixed_precision=tc.mixed_precision, cpu=not torch.cuda.is_available())
+    observer = observer or TrainObserver()
+    s = _open_session(run, accelerator)
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    _resume(s)
+    _prepare_method_and_encoder(s)
+    main = accelerator.is_main_process
+    if main:
+        observer.on_start(run, _unets(s))
     bar = tqdm(
-        total=spec.max_steps,
-        initial=start_step,
-        desc=f"train {spec.method}",
+        total=tc.max_steps,
+        initial=s.start_step,
+        desc=f"train {run.name}",
         unit="step",
-        disable=not accelerator.is_main_process,
+        disable=not main,
         dynamic_ncols=True,
     )
     last: dict[str, float] = {}
-    for step, epoch, micro in iterate_steps(
-        layout, tc.seed, start_step, spec.max_steps, accelerator.process_index
-    ):
-        t_step = time.perf_counter()
-        lr = set_learning_rate(optimizer, spec.learning_rate, lr_factor(step, tc, spec.max_steps))
-        dataset.set_epoch(epoch)
-        sums: dict[str, float] = {}
-        for a, indices in enumerate(micro):
-            encoded = caches.encode(dataset, indices, device)
-            x0_w, x0_l, cond2 = encoded.x0_w, encoded.x0_l, encoded.cond2  # cond2: winner rows, loser rows
-            draws = draw_pairs(
-                tc.seed, epoch, indices, tuple(x0_w.shape[1:]), tc.timestep_min, tc.timestep_max
+    with contextlib.closing(bar):
+        for step, epoch, micro in iterate_steps(
+            s.layout, tc.seed, s.start_step, tc.max_steps, s.accelerator.process_index
+        ):
+            if main:
+                observer.on_step_start(step)
+            last = _train_step(s, step, epoch, micro)
+            if main:
+                append_jsonl(s.metrics_path, {"step": step, "epoch": epoch, **last})
+                observer.on_step_end(step, last)
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{last.get('loss', float('nan')):.4f}", acc=f"{last.get('implicit_acc', 0):.2f}"
             )
-            sync = a == len(micro) - 1
-            no_sync = contextlib.nullcontext() if sync else accelerator.no_sync(policy)
-            with no_sync:
-                with accelerator.autocast():
-                    out = compute_objective(
-                        spec.method, cfg.method, models, x0_w, x0_l, cond2, draws, encoded.keys
-                    )
-                accelerator.backward(out.loss / len(micro))
-            for k, v in out.metrics.items():
-                sums[k] = sums.get(k, 0.0) + v / len(micro)
-            sums["unet_calls_no_grad"] = sums.get("unet_calls_no_grad", 0.0) + out.unet_calls_no_grad
-        grad_norm = accelerator.clip_grad_norm_(trainable, tc.max_grad_norm)
-        grad_norm = float(grad_norm) if grad_norm is not None else float("nan")
-        finite = math.isfinite(grad_norm) and math.isfinite(sums.get("loss", float("nan")))
-        if finite:
-            optimizer.step()
-            if ema is not None:
-                ema.step(trainable)
-            nonfinite_in_row = 0
-        else:
-            skipped += 1
-            nonfinite_in_row += 1
-        optimizer.zero_grad(set_to_none=True)
-        elapsed = time.perf_counter() - t_step
-        last = _reduce_mean(accelerator, sums)
-        last.update(
-            lr=lr,
-            grad_norm=grad_norm,
-            seconds=elapsed,
-            pairs_per_s=layout.global_batch / elapsed,
-            update_seconds=elapsed - last.get("inversion_seconds", 0.0),
-            processes=float(accelerator.num_processes),
-            skipped_nonfinite=float(skipped),
-        )
-        if accelerator.is_main_process:
-            _append_jsonl(metrics_path, {"step": step, "epoch": epoch, **last})
-        bar.update(1)
-        bar.set_postfix(
-            loss=f"{last.get('loss', float('nan')):.4f}", acc=f"{last.get('implicit_acc', 0):.2f}"
-        )
-        if nonfinite_in_row >= tc.max_nonfinite_in_row:
-            bar.close()
-            raise NonFiniteError(
-                f"[{spec.method}] {nonfinite_in_row} non-finite losses/gradients in a row at step {step}; "
-                f"stopped. The last good checkpoint is {ckpt.latest_checkpoint(spec.ckpt_dir)}"
-            )
-        done = step + 1
-        if done % tc.checkpoint_every == 0 or done == spec.max_steps:
-            save(done, last)
-        if spec.validate is not None and (done % tc.validate_every == 0 or done == spec.max_steps):
-            if accelerator.is_main_process:
-                val = spec.validate(done, raw_policy, components, spec.out_dir)
-                _append_jsonl(spec.out_dir / "validation.jsonl", {"step": done, **val})
-            accelerator.wait_for_everyone()
-    bar.close()
-    caches.flush()
-
-    weights_dir = spec.out_dir / "unet"
-    if accelerator.is_main_process:
-        if ema is not None:
-            ema.copy_to(trainable)
-        save_unet_weights(raw_policy, weights_dir, lora)
-    accelerator.wait_for_everyone()
-    return TrainResult(
-        spec.method,
-        spec.max_steps,
-        weights_dir,
-        metrics_path,
-        last,
-        skipped,
-        start_step,
-        raw_policy,
-        reference,
-    )
+            _after_step(s, step, last)
+    result = _finish(s, last)
+    if main:
+        observer.on_end(result)
+    return result

@@ -15,6 +15,8 @@ on the CPU, contiguous, in their own dtype.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import uuid
 from pathlib import Path
@@ -114,3 +116,8 @@ class TensorStore:
             self._on_disk.setdefault(key, final)
         self._pending.clear()
         return final
+
+
+def digest(obj: Any) -> str:
+    """A short content name for a JSON-able description (a cache folder's fingerprint)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,0 +1,101 @@
+"""DDIM-InPO (Lu et al., CVPR 2025): each image's x_t by DDIM inversion of the clean latent, the
+regression target its reparametrised noise eps_hat, then the Diffusion-DPO loss on those errors
+(spec §1-§5). The method owns what only it needs: the inverting model (the frozen reference or the
+raw policy, ``inversion.model``), inversion guidance (the "" conditioning) and the inversion cache."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from .. import inversion
+from ..config.sections import InpoMethodConfig
+from .base import EpsCall, Method, MethodContext, ObjectiveOutput, PairDraws, pair_errors, preference_output
+from .inversion_cache import InversionCache, inversion_inputs
+
+
+class InpoMethod(Method):
+    name = "inpo"
+    config: InpoMethodConfig
+
+    def prepare(self, ctx: MethodContext) -> None:
+        from ..models import encode_prompts
+
+        super().prepare(ctx)
+        inv = self.config.inversion
+        self.inverter: EpsCall = ctx.reference if inv.model == "reference" else ctx.raw_policy
+        res = ctx.resolution
+        # SDXL: the placeholder micro-conditioning is replaced by each row's own where it is used
+        self.uncond = encode_prompts(
+            ctx.components, [""], resolution=res, original_sizes=[(res, res)], crop_top_lefts=[(0, 0)]
+        )
+        self.cache: InversionCache | None = None
+        if inv.cache:
+            if not ctx.image_keys_stable:
+                raise ValueError(
+                    "method.inpo.inversion.cache needs data.crop: center (random crop offsets are not "
+                    "part of the cache key)"
+                )
+            meta = inversion_inputs(ctx.image_inputs, ctx.model_identity, inv)
+            root = None if ctx.cache_root is None else ctx.cache_root / "inversion"
+            self.cache = InversionCache.open(inv, ctx.abar, root, meta, ctx.rank)
+
+    def _eps_fn(self, cond2: Any):
+        guidance = self.config.inversion.guidance
+
+        def eps_fn(x: torch.Tensor, ts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            cond = cond2.select(rows)
+            eps = self.inverter(x, ts, cond)
+            if guidance != 1.0:
+                uncond = self.uncond.select(torch.zeros_like(rows))
+                if cond.time_ids is not None:  # SDXL: "" with each row's own micro-conditioning
+                    uncond = uncond.with_time_ids(cond.time_ids)
+                eps_u = self.inverter(x, ts, uncond)
+                eps = eps_u + guidance * (eps - eps_u)
+            return eps
+
+        return eps_fn
+
+    def _invert(self, batch, x0: torch.Tensor, t2: torch.Tensor, draws: PairDraws):
+        """(inversion result, cache metrics) of the 2B images x0 at their levels t2."""
+        inv, eps_fn = self.config.inversion, self._eps_fn(batch.cond2)
+        with torch.no_grad():
+            if self.cache is not None:
+                cached = self.cache.invert(x0, t2, eps_fn, batch.keys)
+                stats = {
+                    "inversion_cache_hits": float(cached.hits),
+                    "inversion_cache_misses": float(cached.misses),
+                }
+                return cached.result, stats
+            result = inversion.invert(
+                x0,
+                t2,
+                eps_fn,
+                self.ctx.abar,
+                mode=inv.mode,
+                steps=inv.steps,
+                eta=inv.eta,
+                generators=draws.jitter_w + draws.jitter_l if inv.eta > 0 else None,
+            )
+        return result, {}
+
+    def objective(self, batch, draws: PairDraws) -> ObjectiveOutput:
+        x0 = torch.cat([batch.x0_w, batch.x0_l])
+        t2 = torch.cat([draws.t, draws.t]).to(x0.device)
+        started = time.perf_counter()
+        result, cache_stats = self._invert(batch, x0, t2, draws)
+        errs = pair_errors(self.ctx, result.x_t, t2, result.eps_hat, batch.cond2)
+        calls = result.n_model_calls * (2 if self.config.inversion.guidance != 1.0 else 1)
+        extra = {
+            "inversion_seconds": time.perf_counter() - started,
+            "inversion_calls": float(calls),
+            "landing_gap": (result.landing_level.to(t2) - t2).abs().float().mean().item(),
+            **cache_stats,
+        }
+        return preference_output(self.config.beta, errs, calls, extra)
+
+    def flush(self) -> None:
+        if self.cache is not None:
+            self.cache.flush()

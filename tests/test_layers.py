@@ -1,0 +1,68 @@
+"""Structure rules: the libraries do not import the faces, params.yaml's defaults have one home,
+worlds are plugs (no world checks outside the world packages)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from inpo.config import DEFAULT_PARAMS, Config, config_from_dict, flatten, read_yaml
+from inpo.pipeline.imports import imported_modules
+
+ROOT = Path(__file__).resolve().parents[1]
+FACES = ("inpo.stages", "inpo.cli", "flows", "benchmarks")
+LIBRARY_FILES = [
+    p
+    for folder in ("inpo", "evaluation")
+    for p in sorted((ROOT / folder).rglob("*.py"))
+    if not p.is_relative_to(ROOT / "inpo" / "stages") and p.name != "cli.py"
+]
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_the_libraries_do_not_import_the_faces():
+    assert len(LIBRARY_FILES) > 50
+    bad = []
+    for path in LIBRARY_FILES:
+        for module in imported_modules(_module_name(path), path):
+            if any(module == face or module.startswith(face + ".") for face in FACES):
+                bad.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert not bad, bad
+
+
+def test_every_params_yaml_value_is_the_dataclass_default():
+    from_yaml = flatten(config_from_dict(read_yaml(DEFAULT_PARAMS)))
+    defaults = flatten(Config())
+    differ = {k: (from_yaml[k], defaults.get(k)) for k in from_yaml if from_yaml[k] != defaults.get(k)}
+    assert not differ, f"params.yaml differs from the dataclass defaults: {differ}"
+    assert set(defaults) == set(from_yaml)
+
+
+def _world_checks(path: Path) -> list[str]:
+    """Comparisons of anything with the literal "toy" (a world or family switch)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            for side in [node.left, *node.comparators]:
+                if isinstance(side, ast.Constant) and side.value == "toy":
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+                if isinstance(side, ast.Tuple | ast.List | ast.Set) and any(
+                    isinstance(e, ast.Constant) and e.value == "toy" for e in side.elts
+                ):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_no_world_checks_outside_the_world_packages():
+    plugs = (ROOT / "inpo" / "worlds", ROOT / "inpo" / "toyworld", ROOT / "inpo" / "models")
+    files = [
+        *LIBRARY_FILES,
+        *sorted((ROOT / "inpo" / "stages").rglob("*.py")),
+        *sorted((ROOT / "flows").rglob("*.py")),
+    ]
+    checks = [c for p in files if not any(p.is_relative_to(d) for d in plugs) for c in _world_checks(p)]
+    assert not checks, f'"toy" checks outside the world packages: {checks}'
