@@ -1,13 +1,13 @@
 """Ablations of InPO in the toy world (one training seed, ≤ 100 steps), beside Diffusion-DPO.
 
-    .venv/bin/python benchmarks/toy_ablations.py
+    .venv/bin/python -m benchmarks.toy_ablations
 
 1. Inversion quality, no training: held-out-free winner images of the pairs, DDIM-inverted by the base
    to t ∈ {100, 300, 500, 700, 900} (eta 0) for each (mode, steps): the std of InPO's target
    ``eps_hat`` (1 for a latent at the right noise level), the base's own error on that target
    (``err_ref`` of the InPO loss) against the same error on DPO's (random noise) target, and the
    reconstruction error of DDIM-denoising ``x_t`` back to 0 (MSE / image variance).
-2. Training runs, evaluated as in toy_alignment.py (win-rate / mean gain vs the base, 95% bootstrap
+2. Training runs, evaluated as in benchmarks.toy_alignment (win-rate / mean gain vs the base, 95% bootstrap
    over items, guard metrics): inversion steps 3/5/10/30 (corrected, policy, eta 0.1); reference
    inversion; the cached reference inversion (eta 0); faithful; and a β / learning-rate sweep for
    DPO and InPO-corrected.
@@ -22,7 +22,6 @@ import io
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -32,11 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from . import alignment_report as report
+from . import harness
 
-import toy_alignment as ta  # noqa: E402
-
-INV = ta.INV
+INV = harness.INV
 CACHED = [f"{INV}.model=reference", f"{INV}.eta=0", f"{INV}.cache=true"]
 
 # name → (method, overrides); every run starts from train.learning_rate=3e-6, β 5000 unless set here
@@ -68,10 +66,12 @@ def winner_images(cfg: Any, n: int) -> tuple[torch.Tensor, list[str]]:
     import pyarrow.parquet as pq
     from PIL import Image
 
+    from inpo import layout
     from inpo.toyworld.pairs import SHARD_NAME
 
+    harness.ensure_pairs(cfg)
     images, captions = [], []
-    for row in pq.read_table(Path(cfg.paths.data) / cfg.world / "pairs" / SHARD_NAME).to_pylist():
+    for row in pq.read_table(layout.world_pairs_dir(cfg) / SHARD_NAME).to_pylist():
         if row["label_0"] == 0.5:
             continue
         try:
@@ -153,6 +153,7 @@ def pair_images(cfg: Any, n: int) -> tuple[torch.Tensor, torch.Tensor, list[str]
     import pyarrow.parquet as pq
     from PIL import Image
 
+    from inpo import layout
     from inpo.toyworld.pairs import SHARD_NAME
 
     def load(data: bytes) -> torch.Tensor:
@@ -160,7 +161,7 @@ def pair_images(cfg: Any, n: int) -> tuple[torch.Tensor, torch.Tensor, list[str]
         return torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
 
     winners, losers, captions = [], [], []
-    for row in pq.read_table(Path(cfg.paths.data) / cfg.world / "pairs" / SHARD_NAME).to_pylist():
+    for row in pq.read_table(layout.world_pairs_dir(cfg) / SHARD_NAME).to_pylist():
         if row["label_0"] == 0.5:
             continue
         try:
@@ -235,22 +236,24 @@ def run_ablations(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="toy_ablations_"))
-    cfg = ta.make_config(work)
+    cfg = harness.make_config(work)
     quality = inversion_quality(cfg) if not args.skip_quality else []
     print(f"inversion quality: {time.perf_counter() - started:.0f}s", flush=True)
     if quality:
-        ta.write_atomic(Path(args.results) / "toy_ablations_quality.json", json.dumps(quality, indent=1))
-    items = ta.eval_items(cfg, None, args.eval_seeds, args.sample_steps)
+        harness.write_atomic(Path(args.results) / "toy_ablations_quality.json", json.dumps(quality, indent=1))
+    items = harness.eval_items(cfg, None, args.eval_seeds, args.sample_steps)
     components = load_components(cfg.model)
-    base = ta.evaluate(components, components.unet, items, cfg.data.resolution)
+    base = harness.evaluate(components, components.unet, items, cfg.data.resolution)
     del components
-    counter = ta.ForwardCounter()
+    counter = harness.ForwardCounter()
     runs = []
     for name in args.runs:
         method, overrides = RUNS[name]
         t0 = time.perf_counter()
         runs.append(
-            ta.train_and_evaluate(work, name, method, overrides, args.seed, args.eval_steps, items, counter)
+            harness.train_and_evaluate(
+                work, name, method, overrides, args.seed, args.eval_steps, items, counter
+            )
         )
         print(f"[{name}] {time.perf_counter() - t0:.0f}s", flush=True)
         write(args, quality, items, base, runs, started)
@@ -265,14 +268,14 @@ def run_ablations(args: argparse.Namespace) -> dict[str, Any]:
 def write(
     args: argparse.Namespace,
     quality: list[dict[str, Any]],
-    items: ta.EvalItems,
+    items: harness.EvalItems,
     base: dict[str, Any],
-    runs: list[ta.RunRecord],
+    runs: list[harness.RunRecord],
     started: float,
     margins: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Summarise the runs so far and write the JSON and markdown (after every run: partial results)."""
-    summary = ta.summarize(base, runs, items, args.bootstrap)
+    summary = report.summarize(base, runs, items, args.bootstrap)
     payload = {
         "setup": {
             "seed": args.seed,
@@ -289,8 +292,8 @@ def write(
         "wall_seconds": time.perf_counter() - started,
     }
     out = Path(args.results)
-    ta.write_atomic(out / "toy_ablations.json", json.dumps(payload, indent=1))
-    ta.write_atomic(out / "toy_ablations.md", markdown(payload))
+    harness.write_atomic(out / "toy_ablations.json", json.dumps(payload, indent=1))
+    harness.write_atomic(out / "toy_ablations.md", markdown(payload))
     return payload
 
 
@@ -341,8 +344,8 @@ def markdown(payload: dict[str, Any]) -> str:
             p = v["pooled"]
             lines.append(
                 f"| {name} | {step} | {p['seconds']:.1f} | {p['forward_rows']:.0f} | "
-                f"{ta.fmt_ci(p['win_rate'], p['win_low'], p['win_high'])} | "
-                f"{ta.fmt_ci(p['mean_gain'], p['gain_low'], p['gain_high'], 4)} | "
+                f"{harness.fmt_ci(p['win_rate'], p['win_low'], p['win_high'])} | "
+                f"{harness.fmt_ci(p['mean_gain'], p['gain_low'], p['gain_high'], 4)} | "
                 f"{'yes' if p['beats'] else 'no'} | {p['accuracy']:.3f} | {p['diversity']:.3f} |"
             )
     return "\n".join(lines) + "\n"
@@ -359,7 +362,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip-quality", action="store_true")
     p.add_argument("--work", default=None)
-    p.add_argument("--results", default=str(ta.RESULTS))
+    p.add_argument("--results", default=str(harness.RESULTS))
     args = p.parse_args(argv)
     if max(args.eval_steps) > 100:
         p.error("the ablations' budget is at most 100 steps")

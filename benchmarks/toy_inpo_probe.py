@@ -1,9 +1,9 @@
 """Quick probes of why InPO makes the toy base worse (one training seed, ≤ 60 steps), beside Diffusion-DPO.
 
-    .venv/bin/python benchmarks/toy_inpo_probe.py                 # every probe, 40 steps at lr 1e-5
-    .venv/bin/python benchmarks/toy_inpo_probe.py --runs dpo inpo  # a subset
+    .venv/bin/python -m benchmarks.toy_inpo_probe                 # every probe, 40 steps at lr 1e-5
+    .venv/bin/python -m benchmarks.toy_inpo_probe --runs dpo inpo  # a subset
 
-Evaluation as ``toy_alignment.py --quick``: 12 held-out prompts × 8 seeds = 96 items, DDIM 10 steps,
+Evaluation as ``benchmarks.toy_alignment --quick``: 12 held-out prompts × 8 seeds = 96 items, DDIM 10 steps,
 guidance 7.5; win-rate and mean oracle gain vs the base with 95% bootstrap intervals over items.
 Training: the project's loop from the shipped base, batch 16, lr 1e-5, β 5000; InPO corrected,
 10 inversion steps, policy inversion, eta 0.1 unless a probe sets otherwise.
@@ -29,7 +29,6 @@ import functools
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -38,11 +37,10 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from . import alignment_report as report
+from . import harness
 
-import toy_alignment as ta  # noqa: E402
-
-INV = ta.INV
+INV = harness.INV
 LOW_T = ["train.timestep_min=0", "train.timestep_max=500"]
 HIGH_T = ["train.timestep_min=500", "train.timestep_max=999"]
 
@@ -73,18 +71,18 @@ def run_probes(args: argparse.Namespace) -> dict[str, Any]:
         f"method.dpo.beta={args.beta}",
         f"method.inpo.beta={args.beta}",
     ]
-    cfg = ta.make_config(work, common)
-    items = ta.eval_items(cfg, args.prompts, args.eval_seeds, args.sample_steps)
+    cfg = harness.make_config(work, common)
+    items = harness.eval_items(cfg, args.prompts, args.eval_seeds, args.sample_steps)
     components = load_components(cfg.model)
-    base = ta.evaluate(components, components.unet, items, cfg.data.resolution)
+    base = harness.evaluate(components, components.unet, items, cfg.data.resolution)
     del components
-    counter = ta.ForwardCounter()
-    runs: list[ta.RunRecord] = []
+    counter = harness.ForwardCounter()
+    runs: list[harness.RunRecord] = []
     for name in args.runs:
         method, overrides, _ = RUNS[name]
         t0 = time.perf_counter()
         runs.append(
-            ta.train_and_evaluate(
+            harness.train_and_evaluate(
                 work, name, method, [*common, *overrides], args.seed, args.eval_steps, items, counter
             )
         )
@@ -99,11 +97,15 @@ def run_probes(args: argparse.Namespace) -> dict[str, Any]:
 GRAD_OBJECTIVES: dict[str, tuple[str, list[str]]] = {
     "dpo": ("dpo", []),
     "sft": ("sft", []),
+    "sft-losers": ("sft", []),  # SFT on the losers: the same objective on the swapped pair
     "inpo": ("inpo", []),
     "inpo-eta0": ("inpo", [f"{INV}.eta=0"]),
     "inpo-ref-cfg7.5": ("inpo", [f"{INV}.model=reference", f"{INV}.guidance=7.5"]),
     "inpo-ref-cfg1": ("inpo", [f"{INV}.model=reference"]),
 }
+
+
+SWAPPED = {"sft-losers"}  # objectives computed on pairs with winner and loser exchanged
 
 
 def grad_cosine(args: argparse.Namespace, n_batches: int = 8) -> dict[str, Any]:
@@ -117,8 +119,8 @@ def grad_cosine(args: argparse.Namespace, n_batches: int = 8) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="toy_inpo_grad_"))
     grads: dict[str, list[torch.Tensor]] = {}
     for name, (method, overrides) in GRAD_OBJECTIVES.items():
-        cfg = ta.make_config(
-            work, [f"method.inpo.beta={args.beta}", f"method.dpo.beta={args.beta}", *overrides]
+        cfg = harness.make_config(
+            work, [f"method.inpo.beta={args.beta}", f"method.dpo.beta={args.beta}", *overrides], args.world
         )
         components = load_components(cfg.model)
         policy = components.unet
@@ -138,7 +140,7 @@ def grad_cosine(args: argparse.Namespace, n_batches: int = 8) -> dict[str, Any]:
                 resolution=cfg.data.resolution,
             )
         )
-        index = ta.ensure_pairs(cfg)
+        index = harness.ensure_pairs(cfg)
         dataset = PairDataset(index, cfg.data, seed=0)
         caches = BatchEncoder(components, cfg.data.resolution)
         params = [p for p in policy.parameters() if p.requires_grad]
@@ -146,6 +148,8 @@ def grad_cosine(args: argparse.Namespace, n_batches: int = 8) -> dict[str, Any]:
         for b in range(n_batches):
             indices = list(range(16 * b, 16 * (b + 1)))
             enc = caches.encode(dataset, indices, "cpu")
+            if name in SWAPPED:
+                enc = swapped(enc)
             draws = draw_pairs(0, 0, indices, tuple(enc.x0_w.shape[1:]), 0, 999)
             out = objective.objective(enc, draws)
             g = torch.autograd.grad(out.loss, params)
@@ -163,24 +167,46 @@ def grad_cosine(args: argparse.Namespace, n_batches: int = 8) -> dict[str, Any]:
     second = {k: torch.stack(v[half:]).sum(0) for k, v in grads.items()}
     names = list(grads)
     payload = {
-        "setup": {"pairs": 16 * n_batches, "beta": args.beta, "objectives": GRAD_OBJECTIVES},
+        "setup": {
+            "world": args.world,
+            "pairs": 16 * n_batches,
+            "beta": args.beta,
+            "objectives": GRAD_OBJECTIVES,
+        },
         "cosine_total": {a: {b: cos(total[a], total[b]) for b in names} for a in names},
         "cosine_halves": {a: cos(first[a], second[a]) for a in names},
         "norm_total": {a: float(total[a].norm()) for a in names},
     }
-    ta.write_atomic(Path(args.results) / "toy_inpo_probe_grad.json", json.dumps(payload, indent=1))
+    stem = "toy_inpo_probe_grad" + ("" if args.world == "toy" else f"_{args.world.replace('-', '_')}")
+    harness.write_atomic(Path(args.results) / f"{stem}.json", json.dumps(payload, indent=1))
     return payload
+
+
+def swapped(enc: Any) -> Any:
+    """The encoded pairs with winner and loser exchanged (images, their conditioning rows, keys)."""
+    import dataclasses
+
+    b = enc.x0_w.shape[0]
+    order = [*range(b, 2 * b), *range(b)]
+    return dataclasses.replace(
+        enc,
+        x0_w=enc.x0_l,
+        x0_l=enc.x0_w,
+        cond2=enc.cond2.select(order),
+        keys=[enc.keys[i] for i in order],
+        geometry=enc.geometry[order],
+    )
 
 
 def write(
     args: argparse.Namespace,
-    items: ta.EvalItems,
+    items: harness.EvalItems,
     base: dict[str, Any],
-    runs: list[ta.RunRecord],
+    runs: list[harness.RunRecord],
     started: float,
 ) -> dict[str, Any]:
     """Summarise the runs so far and write the JSON and markdown (after every run: partial results)."""
-    summary = ta.summarize(base, runs, items, args.bootstrap)
+    summary = report.summarize(base, runs, items, args.bootstrap)
     train_stats = {}
     for r in runs:
         tail = r.metrics[-10:]
@@ -208,8 +234,8 @@ def write(
         "wall_seconds": time.perf_counter() - started,
     }
     out = Path(args.results)
-    ta.write_atomic(out / f"{args.stem}.json", json.dumps(payload, indent=1))
-    ta.write_atomic(out / f"{args.stem}.md", markdown(payload))
+    harness.write_atomic(out / f"{args.stem}.json", json.dumps(payload, indent=1))
+    harness.write_atomic(out / f"{args.stem}.md", markdown(payload))
     return payload
 
 
@@ -237,8 +263,8 @@ def markdown(payload: dict[str, Any]) -> str:
             p = v["pooled"]
             lines.append(
                 f"| {name} | {hyp} | {' '.join(o.replace(INV + '.', 'inv.') for o in overrides) or '–'} | "
-                f"{step} | {p['seconds']:.1f} | {ta.fmt_ci(p['win_rate'], p['win_low'], p['win_high'])} | "
-                f"{ta.fmt_ci(p['mean_gain'], p['gain_low'], p['gain_high'], 4)} | "
+                f"{step} | {p['seconds']:.1f} | {harness.fmt_ci(p['win_rate'], p['win_low'], p['win_high'])} | "
+                f"{harness.fmt_ci(p['mean_gain'], p['gain_low'], p['gain_high'], 4)} | "
                 f"{'yes' if p['beats'] else 'no'} | {p['accuracy']:.3f} | {tr} |"
             )
     return "\n".join(lines) + "\n"
@@ -257,9 +283,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", default=None)
-    p.add_argument("--results", default=str(ta.RESULTS))
+    p.add_argument("--results", default=str(harness.RESULTS))
     p.add_argument("--stem", default="toy_inpo_probe", help="results file name without suffix")
     p.add_argument("--grad-cosine", action="store_true", help="gradient cosines at the base; no training")
+    p.add_argument("--world", default="toy", help="the world of --grad-cosine (toy | toy-mixed)")
     args = p.parse_args(argv)
     if max(args.eval_steps) > 60:
         p.error("the probes' budget is at most 60 steps")

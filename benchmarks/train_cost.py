@@ -1,7 +1,7 @@
 """What a training step costs per method, on one tiny model, batch and machine in one run.
 
-    .venv/bin/python benchmarks/train_cost.py                      # tiny SD1.5 built in a temp dir
-    .venv/bin/python benchmarks/train_cost.py --resolution 64 --pairs-per-device 4 --threads 1
+    .venv/bin/python -m benchmarks.train_cost                      # tiny SD1.5 built in a temp dir
+    .venv/bin/python -m benchmarks.train_cost --resolution 64 --pairs-per-device 4 --threads 1
 
 For DPO, InPO-faithful (10 inversion steps), InPO-corrected (3, 5, 10), InPO with the cached reference
 inversion (corrected and faithful, 10 steps), SFT, and DPO with the embedding cache, each in its own
@@ -206,11 +206,14 @@ def run_variant(args: argparse.Namespace) -> dict:
 # The driver
 # ------------------------------------------------------------------------------------------------
 def run_once(args: argparse.Namespace, root: Path, name: str, round_index: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", name, "--root", str(root), "--round", str(round_index)]
+    cmd = [sys.executable, "-m", "benchmarks.train_cost", "--worker", name, "--root", str(root)]
+    cmd += ["--round", str(round_index)]
     cmd += ["--resolution", str(args.resolution), "--pairs-per-device", str(args.pairs_per_device)]
     cmd += ["--measure-steps", str(args.measure_steps), "--threads", str(args.threads)]
     cmd += ["--family", args.family, "--max-pairs", str(args.max_pairs)]
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not found:
         raise SystemExit(f"variant {name} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")

@@ -204,6 +204,19 @@ def winrates_json(compared: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def read_winrates(path: str | Path) -> dict[str, Any]:
+    """``winrates.json`` as :func:`winrates_json` made it (``build_report`` writes it)."""
+    import json
+
+    data = json.loads(Path(path).read_text())
+    shape_ok = isinstance(data, dict) and all(
+        isinstance(sets, dict) and all(isinstance(m, dict) for m in sets.values()) for sets in data.values()
+    )
+    if not shape_ok:
+        raise ValueError(f"{path}: expected {{model: {{prompt_set: {{metric: {{win_rate, ...}}}}}}}}")
+    return data
+
+
 # ----------------------------------------------------------------------------------------- the report
 
 

@@ -158,3 +158,27 @@ def flat_metrics(
                 if value == value:  # not NaN (one seed per prompt has no diversity)
                     out[metric_key(model, prompt_set, name)] = float(value)
     return out
+
+
+def read_flat_metrics(path: str | Path) -> dict[str, float]:
+    """``score/metrics.json`` as :func:`flat_metrics` made it (the score stage writes it)."""
+    import json
+
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or not all(isinstance(v, int | float) for v in data.values()):
+        raise ValueError(f"{path}: expected a flat JSON object of numbers (model/prompt_set/metric/stat)")
+    return {str(k): float(v) for k, v in data.items()}
+
+
+def winrates_from_flat_metrics(metrics: dict[str, float], baseline: str) -> dict[str, Any]:
+    """:func:`flat_metrics`'s ``model/prompt_set/metric/stat`` keys → the nesting of the report's
+    ``winrates.json``, ``{model: {prompt_set: {metric: {win_rate, win_low, ...}}}}`` (models other
+    than ``baseline``; only the :data:`WIN_STATS`)."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) != 4 or parts[0] == baseline or parts[3] not in WIN_STATS:
+            continue
+        model, prompt_set, metric, stat = parts
+        out.setdefault(model, {}).setdefault(prompt_set, {}).setdefault(metric, {})[stat] = float(value)
+    return out

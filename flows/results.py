@@ -4,18 +4,20 @@
 
 Reads ``<paths.outputs>/report/winrates.json`` (written by ``inpo report``); when the report has
 not run yet, the same numbers from ``<paths.outputs>/score/metrics.json`` (``inpo score``). Medians
-come from ``score/metrics.json`` when it exists. Formatting only: no statistics are computed here.
+come from ``score/metrics.json`` when it exists. Formatting only: no statistics are computed here, and
+both files are read by the modules that write them (:mod:`evaluation.report`, :mod:`evaluation.score`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-WIN_KEYS = ("win_rate", "win_low", "win_high", "mean_gain", "gain_low", "gain_high")
+from evaluation.report import read_winrates
+from evaluation.score import WIN_STATS, read_flat_metrics, winrates_from_flat_metrics
+
 HEADER = (
     "method",
     "prompts",
@@ -29,19 +31,6 @@ HEADER = (
 )
 
 
-def winrates_from_metrics(metrics: dict[str, float], baseline: str) -> dict[str, Any]:
-    """``score/metrics.json``'s flat ``model/prompt_set/metric/stat`` keys → winrates.json's nesting
-    ``{model: {prompt_set: {metric: {win_rate, win_low, ...}}}}`` (models other than ``baseline``)."""
-    out: dict[str, Any] = {}
-    for key, value in metrics.items():
-        parts = key.split("/")
-        if len(parts) != 4 or parts[0] == baseline or parts[3] not in WIN_KEYS:
-            continue
-        model, prompt_set, metric, stat = parts
-        out.setdefault(model, {}).setdefault(prompt_set, {}).setdefault(metric, {})[stat] = float(value)
-    return out
-
-
 def result_rows(
     winrates: dict[str, Any], medians: dict[str, float], baseline: str, methods: list[str]
 ) -> list[tuple[str, ...]]:
@@ -51,8 +40,8 @@ def result_rows(
     for model in order:
         for prompt_set, by_metric in sorted(winrates[model].items()):
             for metric, w in sorted(by_metric.items()):
-                if not all(k in w for k in WIN_KEYS):
-                    raise ValueError(f"results for {model}/{prompt_set}/{metric} lack one of {WIN_KEYS}: {w}")
+                if not all(k in w for k in WIN_STATS):
+                    raise ValueError(f"results for {model}/{prompt_set}/{metric} lack one of {WIN_STATS}: {w}")
 
                 def median(name: str, prompt_set: str = prompt_set, metric: str = metric) -> str:
                     value = medians.get(f"{name}/{prompt_set}/{metric}/median")
@@ -98,11 +87,11 @@ def results_table(root: str | Path = ".", params: str = "params.yaml") -> str:
 
     winrates_file = at(layout.winrates_file(cfg))
     metrics_file = at(layout.score_metrics(cfg))
-    metrics: dict[str, float] = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    metrics = read_flat_metrics(metrics_file) if metrics_file.is_file() else {}
     if winrates_file.is_file():
-        winrates, source = json.loads(winrates_file.read_text()), winrates_file
+        winrates, source = read_winrates(winrates_file), winrates_file
     elif metrics:
-        winrates, source = winrates_from_metrics(metrics, cfg.eval.baseline), metrics_file
+        winrates, source = winrates_from_flat_metrics(metrics, cfg.eval.baseline), metrics_file
     else:
         raise FileNotFoundError(f"no results yet: neither {winrates_file} nor {metrics_file} exists")
     rows = result_rows(winrates, metrics, cfg.eval.baseline, list(cfg.methods))

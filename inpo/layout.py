@@ -104,8 +104,10 @@ def training_fingerprint(cfg: Config, stage: str) -> str:
 
 
 def world_pairs_dir(cfg: Config) -> Path:
-    """Where a world that makes its pairs writes them (``inpo world pairs``)."""
-    return Path(cfg.paths.data) / cfg.world / "pairs"
+    """Where a world that makes its pairs writes them (``inpo world pairs``): one folder for every
+    world, so ``data.source`` needs no change when ``world`` does (DVC reruns the stage on the
+    ``world`` param; its ``metadata.json`` names the world, and ``inpo prepare`` refuses another's)."""
+    return Path(cfg.paths.data) / "world-pairs"
 
 
 def training_curve(cfg: Config, method: str) -> Path:

@@ -65,13 +65,13 @@ def experiment_name(cfg: Config) -> str:
     """``tracking.experiment``, or ``inpo/<world>/<base model>`` (one experiment per world/model)."""
     if cfg.tracking.experiment:
         return cfg.tracking.experiment
-    return f"inpo/{world_name(cfg)}/{Path(cfg.model.pretrained.rstrip('/')).name}"
+    return f"inpo/{world_name(cfg)}/{Path(cfg.model.base.rstrip('/')).name}"
 
 
 def pipeline_tags(cfg: Config) -> dict[str, str]:
     """Tags for the MLflow compare view: base model, family, dataset, world, methods."""
     return {
-        "base_model": cfg.model.pretrained,
+        "base_model": cfg.model.base,
         "model_family": cfg.model.family,
         "dataset": cfg.data.source,
         "world": world_name(cfg),

@@ -66,3 +66,52 @@ def test_no_world_checks_outside_the_world_packages():
     ]
     checks = [c for p in files if not any(p.is_relative_to(d) for d in plugs) for c in _world_checks(p)]
     assert not checks, f'"toy" checks outside the world packages: {checks}'
+
+
+CODE_FOLDERS = ("inpo", "evaluation", "flows", "benchmarks", "scripts")
+
+
+def test_no_product_or_benchmark_file_is_over_400_lines():
+    files = [p for folder in CODE_FOLDERS for p in sorted((ROOT / folder).rglob("*.py"))]
+    assert len(files) > 60
+    long = {str(p.relative_to(ROOT)): n for p in files if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, f"files over 400 lines: {long}"
+
+
+def _module_attribute_assignments(path: Path) -> list[str]:
+    """Assignments ``alias.name = ...`` (or setattr(alias, ...)) where ``alias`` is an imported module."""
+    tree = ast.parse(path.read_text())
+    modules = {
+        (a.asname or a.name).split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in n.names
+    }
+    found = []
+    for node in ast.walk(tree):
+        targets = []
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setattr" and node.args:
+            targets = [ast.Attribute(value=node.args[0], attr="?")]
+        for target in targets:
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+                if target.value.id in modules:
+                    found.append(f"{path.name}:{node.lineno} {target.value.id}.{target.attr}")
+    return found
+
+
+def test_the_benchmarks_patch_nothing():
+    files = sorted((ROOT / "benchmarks").rglob("*.py"))
+    assert len(files) >= 6
+    patched = [hit for p in files for hit in _module_attribute_assignments(p)]
+    assert not patched, f"benchmarks assign to other modules' attributes: {patched}"
+    sys_path = [str(p.relative_to(ROOT)) for p in files if "sys.path" in p.read_text()]
+    assert not sys_path, f"benchmarks edit sys.path (run them as python -m benchmarks.X): {sys_path}"
+
+
+def test_the_patch_detector_sees_a_monkeypatch(tmp_path: Path):
+    fake = tmp_path / "bench.py"
+    fake.write_text("import inpo.models as m\nfrom inpo import train\nm.load = None\nsetattr(train, 'x', 1)\n")
+    hits = _module_attribute_assignments(fake)
+    assert [h.split(" ")[1] for h in hits] == ["m.load", "train.?"]

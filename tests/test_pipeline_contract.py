@@ -43,7 +43,7 @@ def test_dvc_stage_outputs_are_the_table_outputs() -> None:
         assert _entry(stage.name)["outs"] == [f(cfg, item).as_posix() for f in stage.outs], stage.name
     assert _entry("prepare")["outs"] == [layout.pair_index(cfg).as_posix()]
     assert _entry("prepare")["outs"] == ["${paths.outputs}/prepare/pairs.parquet"]
-    assert _entry("world_pairs")["outs"] == ["${paths.data}/${world}/pairs"]
+    assert _entry("world_pairs")["outs"] == ["${paths.data}/world-pairs"]
 
 
 def test_dvc_deps_cover_every_module_a_stage_imports() -> None:
@@ -123,5 +123,5 @@ def test_unknown_world_lists_the_valid_ones() -> None:
     from inpo.config import ConfigError
     from inpo.worlds import get_world
 
-    with pytest.raises(ConfigError, match="world: 'mars' is not a world; expected one of toy, pickapic"):
+    with pytest.raises(ConfigError, match="world: 'mars' is not a world; expected one of toy, toy-mixed, pickapic"):
         get_world(load_config(DEFAULT_PARAMS, ["world=mars"]))

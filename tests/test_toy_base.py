@@ -155,3 +155,27 @@ def _asdict(obj) -> dict:
     import dataclasses
 
     return dataclasses.asdict(obj)
+
+
+WEAK = SHIPPED.parent / "toy-weak-base"
+
+
+def test_flawed_recipe_is_reproducible_and_differs_from_the_plain_one(tiny_run, tmp_path):
+    out, _ = tiny_run
+    cfg = load_config(DEFAULT_PARAMS, TINY)
+    a = train_base(cfg, tmp_path / "a", progress=False, flawed=True)
+    train_base(cfg, tmp_path / "b", progress=False, flawed=True)
+    first, second, plain = _weights(tmp_path / "a"), _weights(tmp_path / "b"), _weights(out)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert any(not torch.equal(first[k], plain[k]) for k in first)  # same init and stream, other renders
+    assert a["settings"]["flaws"] == json.loads(json.dumps(_asdict(cfg.toy.mixed)))
+
+
+def test_shipped_weak_base_matches_the_recipe_settings_and_is_weaker():
+    cfg = load_config(DEFAULT_PARAMS, ["world=toy-mixed"])
+    weak = json.loads((WEAK / "metadata.json").read_text())
+    strong = json.loads((SHIPPED / "metadata.json").read_text())
+    assert weak["settings"]["base"] == json.loads(json.dumps(_asdict(cfg.toy.base)))
+    assert weak["settings"]["flaws"] == json.loads(json.dumps(_asdict(cfg.toy.mixed)))
+    assert weak["eval"]["heldout"]["oracle_mean"] < strong["eval"]["heldout"]["oracle_mean"]
+    assert cfg.model.pretrained == str(cfg.toy.mixed.base_out)

@@ -60,7 +60,7 @@ def pairs_run(tmp_path_factory) -> tuple[Path, dict, Path]:
     )
     grid = tmp / "grid.png"
     metadata = world_pairs.run(cfg, grid=str(grid), grid_rows=4, progress=False)
-    return tmp / "toy" / "pairs", metadata, grid
+    return tmp / "world-pairs", metadata, grid
 
 
 def test_pairs_stage_writes_pick_a_pic_columns(pairs_run):

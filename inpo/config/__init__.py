@@ -31,6 +31,14 @@ __all__ = ["Config", "ConfigError", "load_config", "apply_overrides", "flatten",
 
 DEFAULT_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
+WORLD_BASES: dict[str, tuple[str, ...]] = {
+    "toy": ("toy", "base", "out"),
+    "toy-mixed": ("toy", "mixed", "base_out"),
+}
+"""The config key of each world's own base, what ``model.pretrained: null`` means there (a world
+without one, e.g. pickapic, needs ``model.pretrained``). Kept here, not in :mod:`inpo.worlds`, so
+that reading a config imports no world's code; a test checks it against each world's ``base_dir``."""
+
 
 @dataclass(frozen=True)
 class Config:
@@ -59,6 +67,16 @@ class Config:
                 raise ConfigError(
                     f"methods[{i}]: {name!r} is not a method; expected one of {', '.join(known)}"
                 )
+        if self.model.pretrained is None and self.world in WORLD_BASES:
+            object.__setattr__(self, "model", dataclasses.replace(self.model, pretrained=self._world_base()))
+
+    def _world_base(self) -> str:
+        """``model.pretrained: null`` → the world's own base (:data:`WORLD_BASES`); in a world without
+        one it stays null and :attr:`ModelConfig.base` says so when the model is first needed."""
+        value: Any = self
+        for part in WORLD_BASES[self.world]:
+            value = getattr(value, part)
+        return str(value)
 
 
 def load_yaml_text(text: str) -> Any:

@@ -25,7 +25,7 @@ class PathsConfig:
 class DataConfig:
     """Pick-a-Pic v2 shaped pair data and its transforms (spec §4)."""
 
-    source: str = "data/toy/pairs"  # parquet file/folder, `datasets.save_to_disk` folder, or hub id
+    source: str = "data/world-pairs"  # parquet file/folder, `datasets.save_to_disk` folder, or hub id
     format: Literal["auto", "parquet", "disk", "hub"] = "auto"
     split: str = "train"
     drop_ties: bool = True
@@ -55,7 +55,7 @@ class ModelConfig:
     """The base model: a hub id or local diffusers folder, and how the reference is formed."""
 
     family: Literal["sd15", "sdxl", "toy"] = "toy"
-    pretrained: str = "inpo/assets/toy-base"
+    pretrained: str | None = None  # null: the world's own base (Config.WORLD_BASES), e.g. toy.base.out
     revision: str | None = None
     variant: str | None = None
     unet: str | None = None  # a UNet folder that replaces the base's (e.g. an SFT UNet)
@@ -64,6 +64,16 @@ class ModelConfig:
     upcast_vae: bool = True
     sdxl_micro_conditioning: Literal["constant", "real"] = "constant"
     lora: LoraConfig = field(default_factory=LoraConfig)
+
+    @property
+    def base(self) -> str:
+        """``pretrained`` once the config has resolved it (``null`` → the world's own base)."""
+        if self.pretrained is None:
+            raise ConfigError(
+                "model.pretrained: null means the world's own base, and this world has none "
+                "(toy and toy-mixed have one); set a hub id or a local diffusers folder"
+            )
+        return self.pretrained
 
 
 @dataclass(frozen=True)
@@ -305,11 +315,37 @@ class ToyPairsConfig:
 
 
 @dataclass(frozen=True)
+class ToyMixedConfig:
+    """World ``toy-mixed`` (inpo/toyworld/mixed.py): a weak base trained by the ``toy.base`` recipe on
+    flawed renders, and pairs whose two images come from several generators, labelled by a noisy
+    Bradley–Terry draw on the oracle difference with a tie band (``toy.pairs`` sets count and sampler)."""
+
+    base_out: str = "inpo/assets/toy-weak-base"  # the weak base: `inpo world base` (world toy-mixed)
+    size_scale: float = field(default=0.7, metadata={"gt": 0.0, "le": 1.0})  # half-sizes × this
+    grey_pull: float = field(default=0.3, metadata={"ge": 0.0, "le": 1.0})  # colours toward grey
+    blur_passes: int = field(default=1, metadata={"ge": 0})  # soft edges: [1,2,1]/4 passes
+    wrong_colour_rate: float = field(default=0.1, metadata={"ge": 0.0, "le": 1.0})  # captions
+    generators: list[str] = field(default_factory=lambda: ["weak", "strong", "renders"])
+    render_colour_shift: float = field(default=0.2, metadata={"ge": 0.0})  # renders' colour error (RGB)
+    tie_rate: float = field(default=0.12, metadata={"ge": 0.0, "lt": 1.0})  # smallest |Δ| → ties
+    agreement: float = field(default=0.775, metadata={"gt": 0.5, "lt": 1.0})  # with the noiseless label
+
+    def __post_init__(self) -> None:
+        known = ("weak", "strong", "renders")
+        bad = [g for g in self.generators if g not in known]
+        if not self.generators or bad or len(set(self.generators)) != len(self.generators):
+            raise ConfigError(
+                f"toy.mixed.generators: {self.generators} must be distinct names from {', '.join(known)}"
+            )
+
+
+@dataclass(frozen=True)
 class ToyConfig:
-    """The embedded toy world (see inpo/toyworld)."""
+    """The embedded toy worlds (see inpo/toyworld): ``toy`` and ``toy-mixed``."""
 
     resolution: int = field(default=16, metadata={"gt": 0})
     seed: int = 0
     model: ToyModelConfig = field(default_factory=ToyModelConfig)
     base: ToyBaseConfig = field(default_factory=ToyBaseConfig)
     pairs: ToyPairsConfig = field(default_factory=ToyPairsConfig)
+    mixed: ToyMixedConfig = field(default_factory=ToyMixedConfig)

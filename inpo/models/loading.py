@@ -138,7 +138,7 @@ def load_components(
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     spec = family_spec(model_cfg.family)
-    base = model_cfg.pretrained
+    base = model_cfg.base
     hub: dict[str, Any] = {"revision": model_cfg.revision}
     weights: dict[str, Any] = {**hub, "variant": model_cfg.variant}
     device = torch.device(device)

@@ -77,8 +77,12 @@ def _data_source(cfg: Config, item: str) -> Path:
     return Path(cfg.data.source)
 
 
-def _world_base(cfg: Config, item: str) -> Path:
+def _toy_base(cfg: Config, item: str) -> Path:
     return Path(cfg.toy.base.out)
+
+
+def _toy_weak_base(cfg: Config, item: str) -> Path:
+    return Path(cfg.toy.mixed.base_out)
 
 
 STAGES: tuple[Stage, ...] = (
@@ -86,9 +90,9 @@ STAGES: tuple[Stage, ...] = (
         "world_pairs",
         "world pairs",
         "inpo.stages.world_pairs",
-        "the world's own pairs (worlds that make them: toy); data.source points here",
-        params=("world", "toy.seed", "toy.resolution", "toy.pairs"),
-        inputs=(_world_base,),
+        "the world's own pairs (worlds that make them: toy, toy-mixed); data.source points here",
+        params=("world", "toy.seed", "toy.resolution", "toy.pairs", "toy.mixed"),
+        inputs=(_toy_base, _toy_weak_base),
         outs=(_p(layout.world_pairs_dir),),
     ),
     Stage(

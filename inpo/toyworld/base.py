@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .flaws import flawed_renders, wrong_captions, wrong_colour_variants
 from .metrics import diversity, prompt_following
 from .model import SCHEDULER_CONFIG, build_model, save_model
 from .oracle import OracleScorer
@@ -28,7 +29,7 @@ from .world import random_scenes, render
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..config.sections import ToyBaseConfig
+    from ..config.sections import ToyBaseConfig, ToyMixedConfig
     from ..models import Components
 
 
@@ -72,16 +73,36 @@ def evaluate(
     }
 
 
+@dataclass(frozen=True)
+class Flawed:
+    """The weak base's flaws (world toy-mixed): its settings, wrong-caption table and own stream."""
+
+    cfg: ToyMixedConfig
+    variants: list[list[int]]  # per training prompt: its wrong-colour variants (flaws.wrong_colour_variants)
+    gen: torch.Generator  # apart from the data stream, so the data stream is the shipped recipe's
+
+
 def draw_batch(
-    prompts: list[str], table: torch.Tensor, cfg: ToyBaseConfig, resolution: int, gen: torch.Generator
+    prompts: list[str],
+    table: torch.Tensor,
+    cfg: ToyBaseConfig,
+    resolution: int,
+    gen: torch.Generator,
+    flawed: Flawed | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One training batch from ``gen``: x0 [B, 3, H, W] in [-1, 1], ids [B, L], t [B], noise like x0.
 
-    ``table`` holds the token ids of ``prompts`` and, in its last row, of the empty caption.
+    ``table`` holds the token ids of ``prompts`` and, in its last row, of the empty caption. With
+    ``flawed`` the renders carry its flaws and some captions name a wrong colour (:mod:`.flaws`).
     """
     idx = torch.randint(len(prompts), (cfg.batch_size,), generator=gen)
-    x0 = render(random_scenes([prompts[i] for i in idx], resolution, gen), resolution) * 2 - 1
+    scenes = random_scenes([prompts[i] for i in idx], resolution, gen)
+    x0 = (
+        render(scenes, resolution) if flawed is None else flawed_renders(scenes, resolution, flawed.cfg)
+    ) * 2 - 1
     dropped = torch.rand(cfg.batch_size, generator=gen) < cfg.caption_dropout
+    if flawed is not None:
+        idx = wrong_captions(idx, flawed.variants, flawed.cfg.wrong_colour_rate, flawed.gen)
     ids = table[torch.where(dropped, len(prompts), idx)]
     t = torch.randint(0, SCHEDULER_CONFIG["num_train_timesteps"], (cfg.batch_size,), generator=gen)
     noise = torch.randn(x0.shape, generator=gen)
@@ -96,13 +117,17 @@ def ema_update(ema: list[torch.Tensor], params: list[torch.Tensor], step: int, d
         e.lerp_(p.detach(), 1 - d)
 
 
-def fit(model: Components, cfg: Config, progress: bool) -> list[float]:
-    """Train ``model`` in place for ``toy.base.steps``; leave the EMA weights in it; return the losses."""
+def fit(model: Components, cfg: Config, progress: bool, flawed: bool = False) -> list[float]:
+    """Train ``model`` in place for ``toy.base.steps`` (on ``toy.mixed``'s flawed renders when
+    ``flawed``); leave the EMA weights in it; return the losses."""
     from tqdm.auto import tqdm
 
     toy, base = cfg.toy, cfg.toy.base
     gen = torch.Generator().manual_seed(toy.seed + 1)  # data stream, apart from the init stream
     prompts = training_prompts(toy)
+    flaws = None
+    if flawed:
+        flaws = Flawed(toy.mixed, wrong_colour_variants(prompts), torch.Generator().manual_seed(toy.seed + 2))
     table = _token_table(model, [*prompts, ""])
     params = [*model.unet.parameters(), *model.text_encoder.parameters()]
     ema = [p.detach().clone() for p in params]
@@ -112,7 +137,7 @@ def fit(model: Components, cfg: Config, progress: bool) -> list[float]:
     losses: list[float] = []
     bar = tqdm(range(base.steps), desc="toy base", disable=not progress, mininterval=2.0)
     for step in bar:
-        x0, ids, t, noise = draw_batch(prompts, table, base, toy.resolution, gen)
+        x0, ids, t, noise = draw_batch(prompts, table, base, toy.resolution, gen, flaws)
         for group in opt.param_groups:
             group["lr"] = base.learning_rate * lr_factor(step, base)
         loss = epsilon_loss(model, x0, ids, t, noise)
@@ -132,8 +157,9 @@ def fit(model: Components, cfg: Config, progress: bool) -> list[float]:
     return losses
 
 
-def train_base(cfg: Config, out: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Train the toy base with ``cfg.toy``, write it to ``out`` atomically, return its metadata."""
+def train_base(cfg: Config, out: str | Path, progress: bool = True, flawed: bool = False) -> dict[str, Any]:
+    """Train the toy base with ``cfg.toy`` (the weak base of world toy-mixed when ``flawed``), write it
+    to ``out`` atomically, return its metadata."""
     import diffusers
     import transformers
 
@@ -145,14 +171,19 @@ def train_base(cfg: Config, out: str | Path, progress: bool = True) -> dict[str,
         start = time.perf_counter()
         torch.manual_seed(toy.seed)
         model = build_model(toy.resolution, toy.model)
-        losses = fit(model, cfg, progress)
+        losses = fit(model, cfg, progress, flawed)
         train_seconds = time.perf_counter() - start
         tail = losses[-100:]
         steps, guidance = cfg.sample.steps, cfg.sample.guidance
         metadata: dict[str, Any] = {
-            "recipe": "inpo toy base",
+            "recipe": "inpo toy base" + (" (flawed renders: toy-mixed's weak base)" if flawed else ""),
             "seed": toy.seed,
-            "settings": {"resolution": toy.resolution, "model": asdict(toy.model), "base": asdict(base)},
+            "settings": {
+                "resolution": toy.resolution,
+                "model": asdict(toy.model),
+                "base": asdict(base),
+                **({"flaws": asdict(toy.mixed)} if flawed else {}),
+            },
             "steps": base.steps,
             "images_seen": base.steps * base.batch_size,
             "train_seconds": round(train_seconds, 1),

@@ -93,11 +93,13 @@ def assemble_table(
     label_0: torch.Tensor,
     run_seed: int,
     corrupt: int,
+    extra: dict[str, list[Any]] | None = None,
 ) -> tuple[pa.Table, list[int]]:
     """Pairs in a seeded random row order, ``corrupt`` of them with one image replaced by garbage.
 
-    images: 2 per pair (pair i → images 2i, 2i + 1); scores [P, 2]; label_0 [P].
-    Returns the table and the (sorted) row numbers of the corrupt rows.
+    images: 2 per pair (pair i → images 2i, 2i + 1); scores [P, 2]; label_0 [P]; ``extra``: more
+    provenance columns, one value per pair (in pair order). Returns the table and the (sorted) row
+    numbers of the corrupt rows.
     """
     import pyarrow as pa
 
@@ -118,6 +120,7 @@ def assemble_table(
             "oracle_1": pa.array([float(scores[i, 1]) for i in order], pa.float32()),
             "seed_0": pa.array([seeds[i][0] for i in order], pa.int64()),
             "seed_1": pa.array([seeds[i][1] for i in order], pa.int64()),
+            **{name: pa.array([values[i] for i in order]) for name, values in (extra or {}).items()},
         }
     )
     return table, corrupt_rows
@@ -166,6 +169,7 @@ def generate_pairs(
     base_meta = Path(base_dir) / "metadata.json"
     metadata = {
         "generator": "inpo toy pairs",
+        "world": "toy",
         "seed": cfg.toy.seed,
         "settings": asdict(cfg.toy.pairs),
         "base": {

@@ -57,6 +57,10 @@ class World:
             and (root / cfg.data.source).resolve() == (root / world_pairs_dir(cfg)).resolve()
         )
 
+    def base_dir(self, cfg: Config) -> str | None:
+        """The world's own base model folder (what ``model.pretrained: null`` means), or None."""
+        return None
+
     def train_base(self, cfg: Config, progress: bool = True) -> dict[str, Any]:
         raise WorldError(f"world {self.name!r} has no base-model recipe: its base is model.pretrained")
 

@@ -40,16 +40,19 @@ class ToyWorld(World):
     def makes_pairs(self) -> bool:
         return True
 
+    def base_dir(self, cfg: Config) -> str:
+        return cfg.toy.base.out
+
     def make_pairs(self, cfg: Config, progress: bool = True) -> dict[str, Any]:
         from ..layout import world_pairs_dir
         from ..toyworld.pairs import generate_pairs
 
-        return generate_pairs(cfg, cfg.toy.base.out, world_pairs_dir(cfg), progress=progress)
+        return generate_pairs(cfg, self.base_dir(cfg), world_pairs_dir(cfg), progress=progress)
 
     def train_base(self, cfg: Config, progress: bool = True) -> dict[str, Any]:
         from ..toyworld.base import train_base
 
-        return train_base(cfg, cfg.toy.base.out, progress=progress)
+        return train_base(cfg, self.base_dir(cfg), progress=progress)
 
     def pair_figure(self, cfg: Config, path: str | Path, rows: int = 16) -> Path:
         from ..layout import world_pairs_dir
@@ -60,7 +63,7 @@ class ToyWorld(World):
     def base_figure(self, cfg: Config, path: str | Path) -> Path:
         from ..toyworld.figures import write_sample_grid
 
-        return write_sample_grid(cfg, cfg.toy.base.out, path)
+        return write_sample_grid(cfg, self.base_dir(cfg), path)
 
     def validation_prompts(self, cfg: Config) -> list[str]:
         from ..toyworld.prompts import heldout_prompts
