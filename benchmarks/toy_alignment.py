@@ -99,7 +99,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         f"method.kto.beta={args.beta}",
         *args.set,
     ]
-    cfg = make_config(work, overrides, args.world)
+    data = None
+    if args.pairs_per_prompt:  # a smaller version of the world's pairs, in its own data folder
+        overrides.append(f"toy.pairs.pairs_per_prompt={args.pairs_per_prompt}")
+        data = f"{args.world}-{args.pairs_per_prompt}-per-prompt"
+    cfg = make_config(work, overrides, args.world, data)
     items = eval_items(cfg, args.prompts, args.eval_seeds, args.sample_steps)
     base_components = load_components(cfg.model)
     base = evaluate(base_components, base_components.unet, items, cfg.data.resolution)
@@ -121,6 +125,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                     items,
                     counter,
                     args.world,
+                    data,
                 )
             )
             last = runs[-1].evals[max(runs[-1].evals)]
@@ -179,6 +184,15 @@ def build_payload(
         "summary": summary,
         "cost_to_reach": cost_to_reach(summary),
         "head_to_head": [h for h in pairs if h is not None],
+        # per-item oracle scores (items in setup order), so any further head-to-head is recomputable
+        "item_scores": {
+            "base": [round(float(v), 6) for v in base["scores"]],
+            **{
+                f"{r.name}/s{r.seed}/{step}": [round(float(v), 6) for v in e["scores"]]
+                for r in runs
+                for step, e in sorted(r.evals.items())
+            },
+        },
         "wall_seconds": time.perf_counter() - started,
         "complete": len(runs) == len(args.seeds) * len(args.methods),
     }
@@ -195,6 +209,7 @@ def write_outputs(
     figure: bool = False,
 ) -> None:
     stem = STEMS[args.world] + ("_quick" if args.quick else "")
+    stem += f"_{args.pairs_per_prompt}pp" if args.pairs_per_prompt else ""
     out = Path(args.results)
     write_atomic(out / f"{stem}.json", json.dumps(payload, indent=1))
     write_atomic(out / f"{stem}.md", markdown(payload))
@@ -212,6 +227,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="one seed, few steps, few items (the test suite)")
     p.add_argument("--world", default="toy", choices=list(STEMS))
+    p.add_argument(
+        "--pairs-per-prompt", type=int, default=None, help="fewer pairs than the world's (the test suite: 5)"
+    )
     p.add_argument("--methods", nargs="+", default=None, choices=list(ARMS))
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (train.seed)")
     p.add_argument("--eval-steps", nargs="+", type=int, default=None)

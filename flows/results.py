@@ -18,6 +18,10 @@ from typing import Any
 from evaluation.report import read_winrates
 from evaluation.score import WIN_STATS, read_flat_metrics, winrates_from_flat_metrics
 
+EVIDENCE = (
+    "What the toy worlds show about the methods (3 training seeds, several step counts, intervals): "
+    "docs/claims.md and benchmarks/results/toy_alignment.md, toy_mixed_alignment.md"
+)
 HEADER = (
     "method",
     "prompts",
@@ -101,7 +105,7 @@ def results_table(root: str | Path = ".", params: str = "params.yaml") -> str:
         f"Win-rate of each method over {cfg.eval.baseline!r} ({100 * cfg.eval.confidence:.0f}% paired "
         f"bootstrap intervals over {cfg.eval.bootstrap_unit}s; from {source.relative_to(root)})"
     )
-    return f"{title}\n\n{format_table(rows)}"
+    return f"{title}\n\n{format_table(rows)}\n\n{EVIDENCE}"
 
 
 def main(argv: list[str] | None = None) -> int:
