@@ -35,9 +35,8 @@ from ..sampling import to_uint8
 from .flaws import imperfect_renders
 from .model import load_model
 from .oracle import OracleScorer
-from .pairs import SEED_STRIDE, SHARD_NAME, assemble_table, pair_seeds, png_bytes
+from .pairs import SEED_STRIDE, SHARD_NAME, assemble_table, pair_seeds, png_bytes, sample_pixels
 from .prompts import training_prompts
-from .sampling import ddim_sample
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -91,15 +90,8 @@ def sample_sides(
     for kind, folder in (("weak", toy.mixed.base_out), ("strong", toy.base.out)):
         rows = [i for i, k in enumerate(kinds) if k == kind]
         if rows:
-            model = load_model(folder)
-            for start in _progress(
-                range(0, len(rows), pairs.batch_size), f"toy-mixed pairs ({kind})", progress
-            ):
-                chunk = rows[start : start + pairs.batch_size]
-                images = ddim_sample(
-                    model, [prompts[i] for i in chunk], [seeds[i] for i in chunk], pairs.steps, pairs.guidance
-                )
-                out[chunk] = to_uint8(images)
+            pick = [prompts[i] for i in rows], [seeds[i] for i in rows]
+            out[rows] = sample_pixels(load_model(folder), *pick, pairs, progress)
     rows = [i for i, k in enumerate(kinds) if k == "renders"]
     if rows:
         gen = torch.Generator().manual_seed(SEED_STRIDE * RENDER_STREAM + toy.seed)
@@ -110,12 +102,6 @@ def sample_sides(
         for i, name in zip(rows, imperfections):
             detail[i] = name
     return out, detail
-
-
-def _progress(items: range, desc: str, progress: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc, disable=not progress)
 
 
 def label_statistics(delta: torch.Tensor, label_0: torch.Tensor, noiseless: torch.Tensor) -> dict[str, float]:
