@@ -13,7 +13,7 @@ the product is patched.
     items = eval_items(cfg, n_prompts, n_seeds, steps) # held-out prompts × fixed seeds
     record = train_and_evaluate(work, name, method, overrides, seed, eval_steps, items, counter)
 
-Scripts (``python -m benchmarks.<name>``): ``toy_alignment`` (the core table), ``toy_ablations``,
+Scripts (``python -m benchmarks.<name>``): ``toy_alignment`` (the core table), ``claims_ablations``, ``toy_ablations``,
 ``toy_inpo_probe``, ``train_cost``.
 """
 

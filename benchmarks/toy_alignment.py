@@ -75,9 +75,9 @@ ARMS: Arms = {
 CORE = ["sft", "dpo", "kto", "inpo-faithful", "inpo-corrected"]  # the arms of the committed world-toy table
 
 
-def arm_overrides(work: Path, name: str, seed: int, runs: list[RunRecord]) -> list[str]:
+def arm_overrides(work: Path, name: str, seed: int, runs: list[RunRecord], arms: Arms = ARMS) -> list[str]:
     """The arm's overrides with ``FROM_SFT`` replaced by the sft arm's final UNet of this seed."""
-    method, extra = ARMS[name]
+    method, extra = arms[name]
     if not any(FROM_SFT in o for o in extra):
         return list(extra)
     if not any(r.name == "sft" and r.seed == seed for r in runs):
