@@ -76,6 +76,10 @@ def test_override_types_and_nesting():
         ("method.inpo.inversion.cache=true", "inversion.cache"),
         ("train.max_steps.x=1", "'train.max_steps' is not a section"),
         ("novalue", "expected the form section.key=value"),
+        ("train.learning_rate=.inf", "train.learning_rate: got inf; expected a finite number"),
+        ("train.learning_rate=1e400", "train.learning_rate: got inf; expected a finite number"),
+        ("method.inpo.beta=.nan", "method.inpo.beta: got nan; expected a finite number"),
+        ("sample.guidance=-.inf", "sample.guidance: got -inf; expected a finite number"),
     ],
 )
 def test_bad_values_name_the_key(override, message):
@@ -113,3 +117,12 @@ def test_cli_reports_config_errors(tmp_path):
     assert proc.returncode == 2
     assert "train.max_steps: 0 is out of range; expected a value > 0" in proc.stderr
     assert str(bad) in proc.stderr
+
+
+def test_an_empty_params_file_is_refused_not_read_as_all_defaults(tmp_path):
+    empty = tmp_path / "params.yaml"
+    for text in ("", "# only a comment\n", "\n\n"):
+        empty.write_text(text)
+        with pytest.raises(ConfigError, match="the config file is empty") as err:
+            load_config(empty)
+        assert str(empty) in str(err.value)

@@ -136,9 +136,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        raw = load_yaml_text(path.read_text()) or {}
+        raw = load_yaml_text(path.read_text())
     except Exception as err:  # ruamel.yaml's YAMLError (parser and scanner errors)
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if raw is None:  # an empty file would silently mean "all defaults"
+        raise ConfigError(f"{path}: the config file is empty; expected a mapping of sections (see params.yaml)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     return raw

@@ -8,6 +8,7 @@ A field may carry range metadata: ``field(default=1.0, metadata={"gt": 0})``; su
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -91,6 +92,8 @@ def convert(tp: Any, value: Any, key: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):  # .inf, -.inf, .nan, or 1e400 (read as inf)
+                raise ConfigError(f"{key}: got {value!r}; expected a finite number")
             return float(value)
     elif tp is str:
         if isinstance(value, str):
