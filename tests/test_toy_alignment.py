@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 from benchmarks import toy_alignment as ta
@@ -23,8 +22,6 @@ def test_toy_alignment_quick_dpo_beats_base(tmp_path: Path) -> None:
             "--quick",
             "--pairs-per-prompt",
             "5",
-            "--threads",
-            str(min(2, os.cpu_count() or 1)),  # CI's two cores
             "--work",
             str(tmp_path / "work"),
             "--results",

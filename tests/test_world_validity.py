@@ -4,7 +4,6 @@ beat the weak base), which the full protocol check in ``benchmarks/manifests/toy
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -61,17 +60,7 @@ def test_the_committed_manifest_validates_the_shipped_world():
 
 
 def test_quick_check_sft_and_dpo_beat_the_weak_base(tmp_path: Path):
-    attempt = world_validity.main(
-        [
-            "--world",
-            "toy-mixed",
-            "--quick",
-            "--work",
-            str(tmp_path),
-            "--threads",
-            str(min(2, os.cpu_count() or 1)),
-        ]
-    )
+    attempt = world_validity.main(["--world", "toy-mixed", "--quick", "--work", str(tmp_path)])
     for name in ("sft", "dpo"):
         r = attempt["results"][name]
         assert r["beats"], f"{name} does not beat the weak base: {r}"
