@@ -303,7 +303,7 @@ def train_and_evaluate(
         method,
         index_path=ensure_pairs(cfg),
         out_dir=run_dir / "out",
-        ckpt_dir=run_dir / "ckpt",
+        ckpt_root=run_dir / "ckpt",
         max_steps=steps[-1],
         validate=validate,
     )

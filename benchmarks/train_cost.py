@@ -160,7 +160,7 @@ def run_variant(args: argparse.Namespace) -> dict:
         method,
         index_path=index,
         out_dir=root / "outputs" / "train" / tag,
-        ckpt_dir=root / "checkpoints" / "runs" / tag,
+        ckpt_root=root / "checkpoints" / "runs" / tag,
     )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()

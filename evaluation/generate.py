@@ -6,8 +6,9 @@
 
 Resumable: an image is written to a temporary file and renamed into place, so a path either holds a
 complete PNG or does not exist; a rerun skips every existing path and generates the rest. A model's
-folder keeps the settings it was generated with (``settings.json``); a rerun with other settings
-stops with an error instead of mixing images of two settings. Several processes (accelerate) split
+folder keeps the settings it was generated with (``settings.json``: the weights' locations and
+content hashes, the sampler); a rerun with other weights or settings moves the old images aside to
+``<paths.checkpoints>/superseded/generate/`` and regenerates, never mixing images of two settings. Several processes (accelerate) split
 each model's items ``process_index::num_processes``; the main process writes the manifest.
 """
 
@@ -22,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from inpo.io import write_json_atomic, write_parquet_atomic, write_png_atomic
+from evaluation.generation_settings import check_settings, generation_settings
+from inpo.io import write_parquet_atomic, write_png_atomic
 from inpo.layout import MANIFEST_FILE
 
 if TYPE_CHECKING:
@@ -31,7 +33,6 @@ if TYPE_CHECKING:
     from inpo.config.sections import ModelConfig, SampleConfig
 
 BASE_MODEL = "base"
-SETTINGS_FILE = "settings.json"
 MANIFEST_COLUMNS = ("model", "prompt_set", "prompt_id", "seed", "prompt", "category", "path")
 
 
@@ -136,18 +137,6 @@ def sampling_resolution(sample_cfg: SampleConfig) -> int | None:
     return h if h is not None else w
 
 
-def generation_settings(spec: ModelSpec, sample_cfg: SampleConfig) -> dict[str, Any]:
-    """What a model's images depend on: its weights and the sampling settings (not batch size)."""
-    return {
-        "model": spec.describe(),
-        "steps": sample_cfg.steps,
-        "guidance": sample_cfg.guidance,
-        "scheduler": sample_cfg.scheduler,
-        "resolution": sampling_resolution(sample_cfg),
-        "dtype": sample_cfg.dtype,
-    }
-
-
 def image_path(root: str | Path, model: str, item: EvalItem) -> Path:
     """``root/<model>/<prompt_set>/<prompt_id>_<seed>.png``."""
     return Path(root) / model / item.prompt_set / f"{item.prompt_id}_{item.seed}.png"
@@ -175,22 +164,6 @@ def remove_partial_files(folder: str | Path) -> int:
         tmp.unlink(missing_ok=True)
         removed += 1
     return removed
-
-
-def check_settings(folder: Path, settings: dict[str, Any]) -> None:
-    """Record ``settings`` in ``folder/settings.json``, or check that they equal the recorded ones."""
-    file = folder / SETTINGS_FILE
-    expected = json.loads(json.dumps(settings))  # tuples → lists, as read back
-    if file.is_file():
-        recorded = json.loads(file.read_text())
-        if recorded != expected:
-            changed = sorted(k for k in set(recorded) | set(expected) if recorded.get(k) != expected.get(k))
-            raise GenerationError(
-                f"{file}: the images there were generated with other settings ({', '.join(changed)} differ); "
-                f"delete {folder} (or pass --restart) to regenerate them"
-            )
-        return
-    write_json_atomic(file, expected)
 
 
 def generate_model(
@@ -312,12 +285,21 @@ def generate_images(
         from accelerate import PartialState
 
         state = PartialState()
+    from inpo.identity import HashCache
+
     root = Path(root)
+    cache = HashCache(Path(cfg.paths.checkpoints) / "cache" / "sha256.json")
+    settings = {s.name: generation_settings(s, cfg.sample, cache) for s in specs}
+    if state.is_main_process:
+        cache.save()
+    superseded = Path(cfg.paths.checkpoints) / "superseded" / "generate"
     if state.is_main_process:
         if root.exists():
             remove_partial_files(root)
         for spec in specs:
-            check_settings(root / spec.name, generation_settings(spec, cfg.sample))
+            note = check_settings(root / spec.name, settings[spec.name], superseded)
+            if note:
+                print(f"generate: {note}", flush=True)
     state.wait_for_everyone()
     mine = shard_items(items, state.process_index, state.num_processes)
     total = sum(len(pending_items(root, spec.name, mine)) for spec in specs)
@@ -335,7 +317,7 @@ def generate_images(
     metadata = {
         "models": [s.name for s in specs],
         "baseline": BASE_MODEL,
-        "settings": {s.name: generation_settings(s, cfg.sample) for s in specs},
+        "settings": settings,
     }
     table, metadata = _keep_other_models(root / MANIFEST_FILE, table, metadata, items)
     write_manifest(table, root / MANIFEST_FILE, metadata)

@@ -167,6 +167,28 @@ def load_prompt_set(name: str, hpdv2_dir: str | Path | None = None) -> PromptSet
     )
 
 
+def check_prompt_sets(eval_cfg: EvalConfig) -> None:
+    """``eval.prompt_sets``: registered names or readable UTF-8 text files with at least one prompt;
+    an :class:`inpo.errors.InputError` naming the entry otherwise (before any generation)."""
+    from inpo.errors import InputError
+
+    for i, name in enumerate(eval_cfg.prompt_sets):
+        if name in PROMPT_SETS:
+            continue
+        path = Path(name)
+        if not path.is_file():
+            raise InputError(
+                f"eval.prompt_sets[{i}]: {name!r} is neither a prompt set ({', '.join(sorted(PROMPT_SETS))}) "
+                "nor an existing text file (one prompt per line)"
+            )
+        try:
+            lines = [x for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        except (OSError, UnicodeDecodeError) as err:
+            raise InputError(f"eval.prompt_sets[{i}]: {path}: cannot be read as UTF-8 text: {err}") from None
+        if not lines:
+            raise InputError(f"eval.prompt_sets[{i}]: {path}: no prompts (expected one per line)")
+
+
 def eval_items(eval_cfg: EvalConfig, base_seed: int = 0) -> list[EvalItem]:
     """Every configured prompt set's items, with ``eval.seeds_per_prompt[set]`` seeds (default 1)."""
     items: list[EvalItem] = []

@@ -2,12 +2,14 @@
 
     prefect deployment run inpo/full -p 'overrides=["method.inpo.beta=2000"]' -p max_steps=50
 
-Order: lock the workspace (one flow run at a time) → pre-flight (config, weights, data: a bad
+Order: lock the workspace (one flow run at a time) → clear what a killed earlier run left
+(``flows.recovery``: its ``params.yaml`` edit, its RUNNING MLflow runs, its Prefect state) → pre-flight (config, weights, data: a bad
 override fails here, before any training) → write the overrides into ``params.yaml`` the way
 ``dvc exp run -S`` does → ``dvc repro --single-item <stage>`` per stage (unchanged stages are
 skipped by DVC; ``dvc.lock`` records what ran) → each stage logged to MLflow from its files, tagged
 ``cached`` when DVC skipped it → ``params.yaml`` restored (the overrides belong to this run only;
-``dvc.lock`` and MLflow keep them). Stage output is forwarded to the Prefect run logs.
+``dvc.lock`` and MLflow keep them; a recovery record restores it after a kill). Stage commands run
+under ``inpo.guard``, so killing the flow ends them too. Stage output goes to the Prefect run logs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from flows.recovery import recover_killed_run, run_parameters
 from flows.workspace import (
     PIPELINE_END,
     StageError,
@@ -28,7 +31,6 @@ from flows.workspace import (
     run_check,
     run_dvc_stage,
     workspace_lock,
-    write_params,
 )
 
 STAGE_RETRIES = 2
@@ -58,11 +60,6 @@ def preflight(root: str, overrides: list[str]) -> list[str]:
     logger.info("overrides: %s", overrides or "(none)")
     run_check(Path(root), overrides, logger.info)
     return list(cfg.methods)
-
-
-@task(name="set-params", task_run_name="set-params", cache_policy=NO_CACHE)
-def set_params(root: str, overrides: list[str]) -> None:
-    write_params(Path(root) / "params.yaml", overrides)
 
 
 @task(
@@ -108,38 +105,45 @@ def inpo(
 
     root = Path(workspace).resolve() if workspace else project_root()
     params_path = root / "params.yaml"
-    raw = yaml.safe_load(params_path.read_text()) or {}
-    all_overrides = named_overrides(raw, methods, beta, inversion_steps, max_steps, model, prompt_sets)
-    all_overrides += list(overrides or [])
     logger = get_run_logger()
-    with workspace_lock(root, holder=f"flow run {flow_run.get_id()}"):
+    run_id = str(flow_run.get_id())
+    with workspace_lock(root, holder=f"flow run {run_id}", flow_run_id=run_id) as previous:
+        recover_killed_run(root, previous, logger.warning, _config_or_none(params_path))
+        raw = yaml.safe_load(params_path.read_text()) or {}
+        all_overrides = named_overrides(raw, methods, beta, inversion_steps, max_steps, model, prompt_sets)
+        all_overrides += list(overrides or [])
         preflight(str(root), all_overrides)
-        original = params_path.read_bytes()
         results: list[dict[str, Any]] = []
         tracker = None
-        try:
-            set_params(str(root), all_overrides)
-            cfg = load_config(params_path)
-            stages = pipeline_stages(cfg, root, until)
-            logger.info("stages: %s", ", ".join(stages))
-            if track and cfg.tracking.enabled:
-                from inpo.tracking import PipelineTracker
+        with run_parameters(root, all_overrides):
+            try:
+                cfg = load_config(params_path)
+                stages = pipeline_stages(cfg, root, until)
+                logger.info("stages: %s", ", ".join(stages))
+                if track and cfg.tracking.enabled:
+                    from inpo.tracking import PipelineTracker
 
-                tracker = PipelineTracker(cfg, root)
-                tracker.start(
-                    run_name=flow_run.get_name(), tags={"prefect.flow_run_id": str(flow_run.get_id())}
-                )
-            for stage in stages:
-                result = dvc_stage(str(root), stage)
-                results.append(result)
+                    tracker = PipelineTracker(cfg, root)
+                    tracker.start(run_name=flow_run.get_name(), tags={"prefect.flow_run_id": run_id})
+                for stage in stages:
+                    result = dvc_stage(str(root), stage)
+                    results.append(result)
+                    if tracker is not None:
+                        track_stage(tracker, stage, result["cached"])
+            except BaseException:
                 if tracker is not None:
-                    track_stage(tracker, stage, result["cached"])
-        except BaseException:
-            if tracker is not None:
-                tracker.finish("FAILED")
-            raise
-        finally:
-            params_path.write_bytes(original)
+                    tracker.finish("FAILED")
+                raise
         if tracker is not None:
             tracker.finish("FINISHED")
         return results
+
+
+def _config_or_none(params_path: Path) -> Any:
+    """The workspace's config for the orphan clean-up (None if it does not load: preflight says why)."""
+    from inpo.config import ConfigError, load_config
+
+    try:
+        return load_config(params_path)
+    except ConfigError:
+        return None

@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -78,8 +79,12 @@ def stage_env(root: Path) -> dict[str, str]:
 
 
 @contextmanager
-def workspace_lock(root: Path, holder: str) -> Iterator[None]:
-    """Hold ``<root>/.inpo-flow.lock`` (an OS lock: freed if the process dies) or refuse clearly."""
+def workspace_lock(root: Path, holder: str, **record: str) -> Iterator[dict[str, Any] | None]:
+    """Hold ``<root>/.inpo-flow.lock`` (an OS lock: freed if the process dies) or refuse clearly.
+
+    Yields what a previous holder left in the file: a holder that ended normally empties it, so a
+    record there means that run was killed (its pid, flow run id and start time: see
+    :mod:`flows.recovery`). ``record``: more fields to store for this holder (e.g. the flow run id)."""
     path = root / LOCK_FILE
     fh = open(path, "a+")
     try:
@@ -94,12 +99,16 @@ def workspace_lock(root: Path, holder: str) -> Iterator[None]:
         ) from None
     try:
         fh.seek(0)
+        try:
+            previous = json.loads(fh.read() or "null")
+        except ValueError:
+            previous = None
+        fh.seek(0)
         fh.truncate()
-        fh.write(
-            json.dumps({"holder": holder, "pid": os.getpid(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        )
+        mine = {"holder": holder, "pid": os.getpid(), "host": socket.gethostname(), **record}
+        fh.write(json.dumps({**mine, "since": time.strftime("%Y-%m-%dT%H:%M:%S")}))
         fh.flush()
-        yield
+        yield previous if isinstance(previous, dict) else None
     finally:
         fh.seek(0)
         fh.truncate()
@@ -160,9 +169,12 @@ def stream_command(
     progress_every_s: float = 2.0,
 ) -> tuple[int, str]:
     """Run ``cmd`` in ``root``, forwarding each output line to ``log`` (progress bars at most every
-    ``progress_every_s`` seconds); return (exit code, the last ``tail_lines`` lines)."""
+    ``progress_every_s`` seconds); return (exit code, the last ``tail_lines`` lines). The command
+    runs under :mod:`inpo.guard`: if this process is killed (even ``kill -9``), the command's whole
+    process tree (``dvc repro`` → ``inpo train`` → its workers) is stopped within a second."""
+    guarded = [sys.executable, "-m", "inpo.guard", str(os.getpid()), "--", *cmd]  # dies with us
     proc = subprocess.Popen(
-        cmd, cwd=root, env=stage_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        guarded, cwd=root, env=stage_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     assert proc.stdout is not None
     tail: deque[str] = deque(maxlen=tail_lines)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from .config import DEFAULT_PARAMS, ConfigError, load_config
+from .errors import InputError
 from .launch import needs_launch, relaunch
 
 # command words -> (module, one-line help). Imported lazily so `inpo --help` is instant.
@@ -89,13 +90,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"inpo: config error: {err}", file=sys.stderr)
         return 2
+    command = " ".join(next(words for words, (m, _) in STAGES.items() if m == module))
+    stage = importlib.import_module(module)
+    try:  # the stage's input checks, before any launch, load or write (`inpo check` runs them all)
+        if hasattr(stage, "preflight"):
+            wanted = inspect.signature(stage.preflight).parameters
+            stage.preflight(cfg, **{k: v for k, v in options.items() if k in wanted})
+    except InputError as err:
+        print(f"inpo {command}: {err}", file=sys.stderr)
+        return 2
     if needs_launch(cfg, module):
         return relaunch(cfg, argv)
     if cfg.runtime.cpu_threads is not None:
         import torch
 
         torch.set_num_threads(cfg.runtime.cpu_threads)
-    run = importlib.import_module(module).run
+    run = stage.run
     # a stage that edits params (``inpo params``) also gets the file and the overrides themselves
     wanted = inspect.signature(run).parameters
     options.update({k: v for k, v in (("params", params), ("overrides", overrides)) if k in wanted})
@@ -103,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(cfg, **options)
     except ConfigError as err:
         print(f"inpo: config error: {err}", file=sys.stderr)
+        return 2
+    except InputError as err:  # what only the stage could see (a row of a shard, a changed image)
+        print(f"inpo {command}: {err}", file=sys.stderr)
         return 2
     return 0
 

@@ -74,33 +74,9 @@ def validation_grids(cfg: Config, method: str) -> Path:
     return train_dir(cfg, method) / VALIDATION_GRIDS
 
 
-def checkpoint_dir(cfg: Config, stage: str) -> Path:
-    """``<paths.checkpoints>/<stage>/<fingerprint>``: resumable state of this stage *for this config*.
-
-    Keyed by :func:`training_fingerprint`, so a run after a parameter change (e.g. DVC rerunning
-    ``train@inpo`` for a new β) starts fresh instead of "resuming" the old run's final checkpoint,
-    while a retry of the same config resumes where it stopped.
-    """
-    return Path(cfg.paths.checkpoints) / stage / training_fingerprint(cfg, stage)
-
-
-def training_fingerprint(cfg: Config, stage: str) -> str:
-    """12 hex digits of the settings a training stage's result depends on (method, train, model, data, sft)."""
-    import hashlib
-    import json
-
-    from .config import to_dict
-
-    method_cfg = getattr(cfg.method, stage, None)
-    relevant = {
-        "stage": stage,
-        "method": to_dict(method_cfg) if method_cfg is not None else None,
-        "train": to_dict(cfg.train),
-        "model": to_dict(cfg.model),
-        "data": to_dict(cfg.data),
-        "sft": to_dict(cfg.sft),
-    }
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:12]
+def checkpoint_root(cfg: Config, stage: str) -> Path:
+    """``<paths.checkpoints>/<stage>``: one folder per run identity inside (:mod:`inpo.train.identity`)."""
+    return Path(cfg.paths.checkpoints) / stage
 
 
 def world_pairs_dir(cfg: Config) -> Path:

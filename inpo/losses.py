@@ -40,6 +40,19 @@ def dpo_loss(z: Tensor) -> Tensor:
     return F.softplus(-z).mean()
 
 
+def soft_label_loss(z: Tensor, label: Tensor) -> Tensor:
+    """Binary cross-entropy of the label ``p`` (the winner's preference) against ``sigmoid(z)``:
+    ``mean(p·softplus(-z) + (1-p)·softplus(z))``. z, label: [B] → scalar.
+
+    ``p = 1`` is :func:`dpo_loss` exactly; a tie (``p = 0.5``) pulls ``z`` to 0, so its gradient is
+    zero only at ``z = 0`` (policy and reference agree on the pair), never a push towards either image.
+    One definition for kept ties (``data.drop_ties: false``) and the smoothed labels of SmPO."""
+    if label.shape != z.shape:
+        raise ValueError(f"label shape {tuple(label.shape)} differs from z's {tuple(z.shape)}")
+    p = label.to(z.dtype)
+    return (p * F.softplus(-z) + (1 - p) * F.softplus(z)).mean()
+
+
 def implicit_accuracy(z: Tensor) -> Tensor:
     """Fraction of pairs with ``z > 0`` (strict: ``z == 0`` counts as wrong). z: [B] → float32 scalar."""
     return (z > 0).float().mean()

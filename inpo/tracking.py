@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
@@ -30,6 +31,7 @@ from typing import Any
 import yaml
 
 from .config import Config, flatten, to_dict
+from .guard import pid_alive
 from .metric_keys import mlflow_key as metric_key
 from .pipeline.stages import tracked_files
 
@@ -204,6 +206,38 @@ def _metrics_from(summary_paths: list[Path], step_paths: list[Path]) -> list[Any
     return out
 
 
+def owner_tags(root: Path) -> dict[str, str]:
+    """Who runs a pipeline run: host, pid and workspace (how a later run tells an orphan)."""
+    return {"inpo.host": socket.gethostname(), "inpo.pid": str(os.getpid()), "inpo.workspace": str(root)}
+
+
+def close_orphaned_runs(cfg: Config, root: str | Path, log: Any = print) -> list[str]:
+    """Mark KILLED (with an end time) the RUNNING pipeline runs of this workspace and host whose
+    process is gone: what a killed flow run leaves. Call with the workspace lock held."""
+    root = Path(root).resolve()
+    uri = tracking_uri(cfg, root)
+    client = _client(uri)
+    found = client.get_experiment_by_name(experiment_name(cfg))
+    if found is None:
+        return []
+    host = socket.gethostname()
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`inpo.workspace` = '{root}' "
+        f"and tags.`inpo.host` = '{host}'",
+        max_results=1000,
+    )
+    killed = []
+    for run in runs:
+        pid = run.data.tags.get("inpo.pid", "")
+        if pid.isdigit() and pid_alive(int(pid)):
+            continue
+        client.set_terminated(run.info.run_id, "KILLED", end_time=int(time.time() * 1000))
+        killed.append(str(run.info.run_id))
+        log(f"MLflow run {run.info.run_id} ({run.info.run_name}): its process {pid} is gone; marked KILLED")
+    return killed
+
+
 class PipelineTracker:
     """One parent MLflow run per pipeline run; :meth:`log_stage` adds a nested run per stage."""
 
@@ -216,7 +250,7 @@ class PipelineTracker:
         self.stage_runs: dict[str, str] = {}
 
     def start(self, run_name: str | None = None, tags: dict[str, str] | None = None) -> str:
-        all_tags = {**pipeline_tags(self.cfg), "kind": "pipeline", **(tags or {})}
+        all_tags = {**pipeline_tags(self.cfg), "kind": "pipeline", **owner_tags(self.root), **(tags or {})}
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
         self.run_id = str(run.info.run_id)
         # dvc.lock changes while the stages run: its hash is logged by finish()

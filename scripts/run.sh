@@ -81,11 +81,12 @@ sys.exit(f"run.sh: {url} did not answer within {timeout:.0f} s")
 EOF
 }
 
-# Background processes, each in its own process group (setsid), stopped in reverse order on exit.
+# Background processes, each under inpo.guard: its own process group, which ends when this script
+# ends, even by kill -9 (no trap runs then; the guard sees its parent gone within a second).
 PIDS=()
 start_bg() {  # start_bg LOG CMD...: sets BG_PID
   local log=$1; shift
-  if command -v setsid >/dev/null; then setsid "$@" >"$log" 2>&1 & else "$@" >"$log" 2>&1 & fi
+  "$PY" -m inpo.guard $$ -- "$@" >"$log" 2>&1 &
   BG_PID=$!
   PIDS+=("$BG_PID")
 }
@@ -101,17 +102,30 @@ cleanup() {
   trap - EXIT INT TERM
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done  # serving before the server
   [ "${#PIDS[@]}" -eq 0 ] || echo "[run] stopped what it started (the served deployment, then the Prefect server)" >&2
+  rm -f "${SERVER_RECORD:-/nonexistent}"
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# One server per database: refuse (clearly, at once) when an earlier run's server still holds it.
+SERVER_RECORD="$PREFECT_HOME/server.pid"
+if [ -f "$SERVER_RECORD" ]; then
+  read -r OLD_PID OLD_PORT <"$SERVER_RECORD" || true
+  if [ -n "${OLD_PID:-}" ] && kill -0 "$OLD_PID" 2>/dev/null \
+     && tr '\0' ' ' <"/proc/$OLD_PID/cmdline" 2>/dev/null | grep -q "prefect server start"; then
+    echo "run.sh: a Prefect server is still running on $PREFECT_HOME/prefect.db (pid $OLD_PID, port $OLD_PORT)," \
+      "started by another run.sh. Stop it (kill -- -$OLD_PID) or wait for that run to end, then try again." >&2
+    exit 1
+  fi
+fi
 PORT=${PORT:-$(free_port)}
 export PREFECT_API_URL="http://127.0.0.1:$PORT/api"
 echo "[run] Prefect server on http://127.0.0.1:$PORT (database $PREFECT_HOME/prefect.db; log .prefect/server.log)" >&2
 start_bg "$PREFECT_HOME/server.log" "$BIN/prefect" server start --host 127.0.0.1 --port "$PORT" --analytics-off
 SERVER_PID=$BG_PID
+echo "$SERVER_PID $PORT" >"$SERVER_RECORD"
 wait_http "$PREFECT_API_URL/health" 120 "$SERVER_PID" || { tail -n 30 "$PREFECT_HOME/server.log" >&2; exit 1; }
 
 echo "[run] serving the deployment inpo/full (python -m flows.serve; log .prefect/serve.log)" >&2

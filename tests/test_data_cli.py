@@ -52,5 +52,5 @@ def test_prepare_reports_a_bad_label_with_file_and_row(tmp_path):
         f"data.source={tmp_path}",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a bad input (inpo.errors.InputError)
     assert f"{bad}: row 2: label_0 = 0.25; expected one of 0, 0.5, 1" in result.stderr

@@ -59,6 +59,7 @@ def make_cfg(models: Path, outputs: Path, *extra: str) -> Config:
         [
             f"model.pretrained={models / 'base'}",
             f"paths.outputs={outputs}",
+            f"paths.checkpoints={outputs / 'checkpoints'}",
             "methods=[dpo]",
             f"eval.prompt_sets=[{models / 'prompts.txt'}]",
             f"eval.seeds_per_prompt={{prompts: {SEEDS_PER_PROMPT}}}",
@@ -158,10 +159,33 @@ def test_killed_run_resumes_without_regenerating_or_partial_files(models: Path, 
     assert again == []
 
 
-def test_changed_settings_are_refused_instead_of_mixing_images(models: Path, tmp_path: Path) -> None:
+def test_changed_settings_or_weights_regenerate_and_keep_the_old_images(
+    models: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    n = len(PROMPTS) * SEEDS_PER_PROMPT
     run_generate(make_cfg(models, tmp_path))
-    with pytest.raises(GenerationError, match="steps"):
-        run_generate(make_cfg(models, tmp_path, "sample.steps=4"))
+    superseded = tmp_path / "checkpoints" / "superseded" / "generate"
+    drawn: list[Path] = []
+    run_generate(make_cfg(models, tmp_path, "sample.steps=4"), on_image=drawn.append)
+    assert len(drawn) == 2 * n  # every model again, none of the 3-step images mixed in
+    assert "steps" in capsys.readouterr().out
+    assert len(list(superseded.glob("base-*/prompts/*.png"))) == n  # nothing deleted
+
+    # the method's weights change in place (a retrained `train@dpo`): only its images are redrawn
+    dpo = tmp_path / "train" / "dpo" / "unet"
+    before = {p: pixels(p) for p in (tmp_path / "generate" / "dpo").rglob("*.png")}
+    shutil.rmtree(dpo)
+    shutil.copytree(models / "base" / "unet", dpo)
+    drawn.clear()
+    table = run_generate(make_cfg(models, tmp_path, "sample.steps=4"), on_image=drawn.append)
+    assert len(drawn) == n and all("/dpo/" in str(p) for p in drawn)
+    assert "weights" in capsys.readouterr().out
+    assert all(not np.array_equal(pixels(p), before[p]) for p in drawn)  # now the base's images
+    base = {r: pixels(tmp_path / "generate" / r) for r in table["path"] if r.startswith("base/")}
+    assert all(
+        np.array_equal(pixels(tmp_path / "generate" / r.replace("base/", "dpo/", 1)), v)
+        for r, v in base.items()
+    )
 
 
 def test_lora_method_is_merged_into_the_base(models: Path, tmp_path: Path) -> None:

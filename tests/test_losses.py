@@ -15,6 +15,7 @@ from inpo.losses import (
     per_image_mse,
     preference_logits,
     sft_loss,
+    soft_label_loss,
 )
 
 
@@ -145,3 +146,30 @@ def test_kto_z0_gradient_is_cut_when_positive() -> None:
 def test_kto_refuses_non_bool_labels() -> None:
     with pytest.raises(ValueError, match="desirable must be a bool tensor"):
         kto_loss(torch.zeros(2), torch.zeros(2), torch.tensor([1, 0]), 1.0, 1.0, 1.0)
+
+
+def test_soft_label_loss_by_hand() -> None:
+    z = torch.tensor([0.0, 2.0, -1.0])
+    label = torch.tensor([1.0, 0.5, 0.75])
+    sp = lambda x: math.log1p(math.exp(x))  # noqa: E731  softplus
+    want = (sp(-0.0) + (0.5 * sp(-2.0) + 0.5 * sp(2.0)) + (0.75 * sp(1.0) + 0.25 * sp(-1.0))) / 3
+    assert soft_label_loss(z, label).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_soft_label_one_is_the_dpo_loss_exactly() -> None:
+    z = torch.randn(64, generator=torch.Generator().manual_seed(0)) * 5
+    assert torch.equal(soft_label_loss(z, torch.ones(64)), dpo_loss(z))
+
+
+def test_a_tie_has_zero_gradient_only_at_z_zero() -> None:
+    for value, sign in ((0.0, 0), (1.5, 1), (-1.5, -1)):
+        z = torch.tensor([value], requires_grad=True)
+        soft_label_loss(z, torch.tensor([0.5])).backward()
+        g = z.grad.item()  # d/dz = sigmoid(z) - 0.5: pulls z back to 0 from either side
+        assert g == pytest.approx(torch.sigmoid(torch.tensor(value)).item() - 0.5, abs=1e-7)
+        assert (g > 0) - (g < 0) == sign
+
+
+def test_soft_label_loss_refuses_a_misshaped_label() -> None:
+    with pytest.raises(ValueError, match="label shape"):
+        soft_label_loss(torch.zeros(3), torch.ones(2))

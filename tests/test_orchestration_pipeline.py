@@ -159,8 +159,8 @@ def test_flow_run_completes_through_the_api(pipeline: dict) -> None:
         (pipeline["base"] / "serve.log").read_text()[-4000:],
     )
     names = _task_names(pipeline["api"], pipeline["run_id"])
-    # preflight, set-params, then one task per DVC stage, each followed by its MLflow logging task
-    assert names == ["preflight", "set-params"] + [n for s in STAGES for n in (s, f"track-{s}")]
+    # preflight, then one task per DVC stage, each followed by its MLflow logging task
+    assert names == ["preflight"] + [n for s in STAGES for n in (s, f"track-{s}")]
     ws = pipeline["ws"]
     lock = ws / "dvc.lock"
     assert lock.is_file()

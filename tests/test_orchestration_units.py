@@ -15,7 +15,6 @@ from flows.workspace import (
     workspace_lock,
     write_params,
 )
-from inpo import layout
 from inpo.config import DEFAULT_PARAMS, load_config
 from inpo.curves import write_curve_tsv
 from inpo.tracking import experiment_name, numeric_leaves
@@ -77,14 +76,6 @@ def test_transient_failures_are_told_apart() -> None:
     assert is_transient(1, "ERROR: Unable to acquire lock. Most likely another DVC process is running")
     assert is_transient(-9, "")
     assert not is_transient(2, "inpo: config error: method.inpo.beta: -1.0 is out of range")
-
-
-def test_checkpoints_are_keyed_by_the_training_config() -> None:
-    a = load_config(DEFAULT_PARAMS)
-    b = load_config(DEFAULT_PARAMS, ["method.inpo.beta=2000"])
-    assert layout.checkpoint_dir(a, "inpo") != layout.checkpoint_dir(b, "inpo")  # new β: start fresh
-    assert layout.checkpoint_dir(a, "dpo") == layout.checkpoint_dir(b, "dpo")  # dpo's run is unaffected
-    assert layout.checkpoint_dir(a, "inpo").parent == Path("checkpoints/inpo")
 
 
 def test_tracking_names_and_metric_leaves(tmp_path: Path) -> None:

@@ -166,10 +166,11 @@ def test_mixed_pairs_have_provenance_and_calibrated_labels(mixed_pairs):
 
 
 def test_prepare_refuses_another_worlds_pairs(mixed_pairs):
-    from inpo.stages import prepare
+    from inpo.data.checks import check_data_source as check_data
+    from inpo.errors import InputError
 
     folder, _ = mixed_pairs
     cfg = load_config(DEFAULT_PARAMS, [f"data.source={folder}", "world=toy"])
-    with pytest.raises(SystemExit, match="holds world 'toy-mixed'"):
-        prepare.check_source_world(cfg)
-    prepare.check_source_world(load_config(DEFAULT_PARAMS, [f"data.source={folder}", "world=toy-mixed"]))
+    with pytest.raises(InputError, match="holds world 'toy-mixed'"):
+        check_data(cfg)
+    check_data(load_config(DEFAULT_PARAMS, [f"data.source={folder}", "world=toy-mixed"]))

@@ -47,9 +47,8 @@ def test_sigkill_then_resume_gives_the_same_losses_and_weights(tmp_path):
     params = write_params(killed, tmp_path / "killed.yaml")
     cmd = [sys.executable, "-m", "inpo.cli", "train", "--method", "inpo", "--params", str(params)]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    from inpo import layout
 
-    ckpts = layout.checkpoint_dir(killed, "inpo")
+    ckpts = run_spec(killed, "inpo").ckpt_dir
     deadline = time.time() + 120
     while latest_checkpoint(ckpts) is None and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
@@ -98,7 +97,7 @@ def test_two_gloo_processes_equal_one_process_with_double_accumulation(tmp_path)
     a, b = load_final(two, "dpo"), load_final(one, "dpo")
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     assert worst < 1e-6, f"max weight difference {worst}"
-    assert latest_checkpoint(layout.checkpoint_dir(two, "dpo")) is not None  # saved without a rank-0 hang
+    assert latest_checkpoint(run_spec(two, "dpo").ckpt_dir) is not None  # saved without a rank-0 hang
     import json
 
     records = (layout.train_dir(two, "dpo") / "metrics.jsonl").read_text().splitlines()

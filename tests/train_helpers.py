@@ -68,7 +68,7 @@ def run_spec(cfg: Config, method: str, tag: str = "", **settings):
         method,
         index_path=layout.pair_index(cfg),
         out_dir=layout.train_dir(cfg, name),
-        ckpt_dir=layout.checkpoint_dir(cfg, name),
+        ckpt_root=layout.checkpoint_root(cfg, name),
         **settings,
     )
 

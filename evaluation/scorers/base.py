@@ -87,6 +87,17 @@ class Scorer(ABC):
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.float32)
 
 
+def check_scorer_names(names: Sequence[str], key: str = "eval.scorers") -> None:
+    """Every name is a registered scorer; an :class:`inpo.errors.InputError` naming ``key[i]`` otherwise."""
+    from inpo.errors import InputError
+
+    for i, name in enumerate(names):
+        if name not in SCORERS:
+            raise InputError(
+                f"{key}[{i}]: unknown scorer {name!r}; expected one of {', '.join(sorted(SCORERS))}"
+            )
+
+
 def build_scorer(
     name: str,
     eval_cfg: EvalConfig,

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from ..config.sections import DataConfig
 from ..rng import pair_generator
-from .images import CorruptImageError, decode_rgb, image_bytes
+from .images import CorruptImageError, decode_rgb, image_bytes, image_hash
 from .index import PairIndex, read_pair_index
 from .sources import IMAGE_COLUMNS, PairDataError, Shard, ShardCache, resolve_source
 from .transforms import PairDraws, draw_pair, transform_image_with_geometry
@@ -124,6 +124,7 @@ class PairDataset(Dataset[PairExample]):
 
     def __init__(self, index_path: str | Path, data_cfg: DataConfig, seed: int, epoch: int = 0) -> None:
         self.index: PairIndex = read_pair_index(index_path)
+        self.index.require_source(data_cfg.source, data_cfg.split)
         self.cfg = data_cfg
         self.seed = seed
         self.epoch = epoch
@@ -185,8 +186,21 @@ class PairDataset(Dataset[PairExample]):
             for p, record in zip(positions, shard.take(rows, IMAGE_COLUMNS)):
                 pair = int(pair_indices[p])
                 jpg_0, jpg_1 = (image_bytes(record[c]) or b"" for c in IMAGE_COLUMNS)
+                self._check_hashes(pair, jpg_0, jpg_1)
                 out[p] = (jpg_1, jpg_0) if self.index.winner[pair] == 1 else (jpg_0, jpg_1)
         return out
+
+    def _check_hashes(self, pair: int, jpg_0: bytes, jpg_1: bytes) -> None:
+        """The bytes read must be the ones ``inpo prepare`` indexed (a rewritten shard: misaligned pairs)."""
+        for side, data in enumerate((jpg_0, jpg_1)):
+            expected = self.index.hashes[side][pair] if self.index.hashes[side] else None
+            if expected is not None and image_hash(data) != expected:
+                shard = self.index.shards[self.index.shard_id[pair]]
+                raise PairDataError(
+                    f"{shard}: row {self.index.row[pair]} (pair {pair}): jpg_{side} is not the image "
+                    f"{self.index.path} indexed (content hash differs): the shard changed since "
+                    "`inpo prepare`; re-run it"
+                )
 
     def _open(self, shard_id: int) -> Shard:
         name = self.index.shards[shard_id]

@@ -58,6 +58,16 @@ class PairIndex:
     winner: np.ndarray  # [N] int8
     captions: list[str]
     label_0: np.ndarray  # [N] float32: the source's preference for image 0 (1, 0; 0.5 a tie)
+    hashes: tuple[list[str], list[str]] = ([], [])  # BLAKE2b-128 of jpg_0's / jpg_1's bytes, per pair
+
+    def require_source(self, source: str, split: str) -> None:
+        """Refuse ``data.source`` / ``data.split`` other than the ones the index was built from."""
+        if str(source) != self.source or split != self.split:
+            raise PairDataError(
+                f"{self.path}: built by `inpo prepare` from data.source {self.source!r} (split "
+                f"{self.split!r}), but data.source is {str(source)!r} (split {split!r}); "
+                "re-run `inpo prepare`"
+            )
 
     def __len__(self) -> int:
         return len(self.row)
@@ -126,4 +136,5 @@ def read_pair_index(path: str | Path) -> PairIndex:
         winner=winner,
         captions=[c or "" for c in table["caption"].to_pylist()],
         label_0=table["label_0"].to_numpy().astype(np.float32),
+        hashes=(table["hash_0"].to_pylist(), table["hash_1"].to_pylist()),
     )

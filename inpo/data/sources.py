@@ -28,13 +28,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import InputError
+
 REQUIRED_COLUMNS = ("caption", "jpg_0", "jpg_1", "label_0", "label_1")
 IMAGE_COLUMNS = ("jpg_0", "jpg_1")
 SourceKind = Literal["parquet", "disk", "hub"]
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
-class PairDataError(ValueError):
+class PairDataError(InputError):
     """Pair data that cannot be used as it is: the message names the file (and row) at fault."""
 
 
@@ -144,6 +146,38 @@ def _hub_shards(root: str, split: str) -> tuple[str, ...]:
 # ---------------------------------------------------------------- one shard
 
 
+def _is_image_type(t: pa.DataType) -> bool:
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return True
+    return pa.types.is_struct(t) and any(
+        t.field(i).name == "bytes" and _is_image_type(t.field(i).type) for i in range(t.num_fields)
+    )
+
+
+def _is_label_type(t: pa.DataType) -> bool:
+    return pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t)
+
+
+def check_column_types(path: str, schema: pa.Schema) -> None:
+    """Refuse a shard whose pair columns have the wrong types, naming the file and column: images are
+    bytes (or Pick-a-Pic's ``{"bytes": ...}`` struct), labels numbers (strings such as "1.0" are
+    refused, not coerced: a relabelled file should store numbers), captions strings."""
+    expected = {
+        "jpg_0": (_is_image_type, "binary image bytes or a struct with a binary `bytes` field"),
+        "jpg_1": (_is_image_type, "binary image bytes or a struct with a binary `bytes` field"),
+        "label_0": (_is_label_type, "numbers (0, 0.5 or 1); string labels are not converted"),
+        "label_1": (_is_label_type, "numbers (0, 0.5 or 1); string labels are not converted"),
+        "caption": (
+            lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t),
+            "strings",
+        ),
+    }
+    for name, (ok, what) in expected.items():
+        t = schema.field(name).type
+        if not ok(t):
+            raise PairDataError(f"{path}: column {name} has type {t}; expected {what}")
+
+
 class Shard:
     """An opened shard: row count, schema check, streaming batches, and random access to rows."""
 
@@ -178,6 +212,7 @@ class Shard:
                 f"{self.path}: missing column(s) {', '.join(missing)}; expected {', '.join(REQUIRED_COLUMNS)} "
                 f"(found: {', '.join(schema.names)})"
             )
+        check_column_types(self.path, schema)
         if self.num_rows == 0:
             raise PairDataError(
                 f"{self.path}: empty shard (0 rows); remove it or point data.source elsewhere"

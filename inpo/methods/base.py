@@ -88,6 +88,7 @@ class Method:
 
     name: ClassVar[str] = ""
     pair_fields: ClassVar[tuple[str, ...]] = ()
+    accepts_ties: ClassVar[bool] = True  # False: a pair index with ties (data.drop_ties: false) is refused
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -134,11 +135,14 @@ def error_metrics(errs) -> dict[str, float]:
     }
 
 
-def preference_output(beta: float, errs, extra_calls: int, extra: dict[str, float]) -> ObjectiveOutput:
-    """The Diffusion-DPO loss of the errors ``errs`` (as :func:`pair_errors` returns them)."""
+def preference_output(
+    beta: float, errs, extra_calls: int, extra: dict[str, float], label_w: torch.Tensor | None = None
+) -> ObjectiveOutput:
+    """The Diffusion-DPO loss of the errors ``errs`` (as :func:`pair_errors` returns them); with
+    ``label_w`` [B] (the winner's label: 1, or 0.5 for a kept tie) the soft-label form."""
     pol_w, ref_w, pol_l, ref_l = errs
     z = losses.preference_logits(pol_w, ref_w, pol_l, ref_l, beta)
-    loss = losses.dpo_loss(z)
+    loss = losses.dpo_loss(z) if label_w is None else losses.soft_label_loss(z, label_w.to(z.device))
     metrics = {
         "loss": loss.item(),
         "implicit_acc": losses.implicit_accuracy(z).item(),

@@ -12,6 +12,7 @@ from .base import Method, ObjectiveOutput, PairDraws, forward_noised, pair_error
 class DpoMethod(Method):
     name = "dpo"
     config: DpoMethodConfig
+    pair_fields = ("label_w",)
 
     def objective(self, batch, draws: PairDraws) -> ObjectiveOutput:
         ctx = self.ctx
@@ -20,4 +21,4 @@ class DpoMethod(Method):
         noise = draws.noise.to(batch.x0_w)
         x_t, target = forward_noised(ctx, x0, torch.cat([noise, noise]), t2)
         errs = pair_errors(ctx, x_t, t2.to(x0.device), target, batch.cond2)
-        return preference_output(self.config.beta, errs, 0, {})
+        return preference_output(self.config.beta, errs, 0, {}, batch.fields.get("label_w"))

@@ -94,7 +94,7 @@ class InpoMethod(Method):
             "landing_gap": (result.landing_level.to(t2) - t2).abs().float().mean().item(),
             **cache_stats,
         }
-        return preference_output(self.config.beta, errs, calls, extra)
+        return preference_output(self.config.beta, errs, calls, extra, batch.fields.get("label_w"))
 
     def flush(self) -> None:
         if self.cache is not None:

@@ -13,6 +13,7 @@ from .base import Method, ObjectiveOutput, PairDraws, error_metrics, forward_noi
 class KtoMethod(Method):
     name = "kto"
     config: KtoMethodConfig
+    accepts_ties = False  # a tie has no winner to imitate (or desirable image)
 
     def objective(self, batch, draws: PairDraws) -> ObjectiveOutput:
         ctx, cfg = self.ctx, self.config

@@ -10,6 +10,7 @@ from .base import Method, ObjectiveOutput, PairDraws, forward_noised
 class SftMethod(Method):
     name = "sft"
     config: SftMethodConfig
+    accepts_ties = False  # a tie has no winner to imitate (or desirable image)
 
     def objective(self, batch, draws: PairDraws) -> ObjectiveOutput:
         ctx = self.ctx

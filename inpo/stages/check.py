@@ -8,7 +8,6 @@ prints what will run and a memory estimate per device. Exits nonzero with the re
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,33 +32,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------- data
 
 
-def _looks_local(source: str) -> bool:
-    first = Path(source).parts[0] if Path(source).parts else source
-    return source.startswith((".", "/", "~")) or Path(first).exists()
-
-
 def check_data(cfg: Config) -> str:
-    """One line about the pair source; raises :class:`CheckError` naming ``data.source`` when unusable."""
-    from ..data.sources import PairDataError, resolve_source
+    """One line about the pair source and the pair index, after the checks the stages run on them
+    (``data.source`` exists or the world makes it; an existing index was built from it, and has no
+    ties if a method that needs a winner will read it)."""
+    from ..data.checks import check_data_source, check_pair_index
+    from ..data.sources import resolve_source
     from ..worlds import get_world
+    from .train import need_a_winner
 
+    planned = get_world(cfg).pairs_planned(cfg)
+    check_data_source(cfg, made_by_a_stage=planned)
     source = cfg.data.source
     if not Path(source).exists():
-        if get_world(cfg).pairs_planned(cfg):
-            return f"data.source: {source} (made by the world_pairs stage, world {cfg.world})"
-        if _looks_local(source) or os.environ.get("HF_HUB_OFFLINE") == "1":
-            raise CheckError(
-                f"data.source: {source!r} does not exist (expected parquet shard(s) or a save_to_disk folder)"
-            )
-    try:
-        found = resolve_source(source, cfg.data.format, cfg.data.split)
-    except PairDataError as err:
-        raise CheckError(str(err)) from None
+        return f"data.source: {source} (made by the world_pairs stage, world {cfg.world})"
+    found = resolve_source(source, cfg.data.format, cfg.data.split)
     line = f"data.source: {source} ({found.kind}, {len(found.shards)} shard(s))"
     index = layout.pair_index(cfg)
     if index.is_file():
         import pyarrow.parquet as pq
 
+        check_pair_index(cfg, need_a_winner(cfg, list(cfg.methods)))
         line += f"; pair index {index}: {pq.ParquetFile(index).metadata.num_rows} pairs"
     return line
 
@@ -171,17 +164,29 @@ def plan(cfg: Config) -> list[str]:
     return lines
 
 
+def preflight(cfg: Config) -> None:
+    """The config-level checks of every command (world, scorers, prompt sets); the rest runs below."""
+    from .show_config import preflight as config_checks
+
+    config_checks(cfg)
+
+
 def run(cfg: Config, no_weights: bool = False) -> None:
+    from evaluation.prompts import check_prompt_sets
+
+    from ..locations import check_model_locations
     from ..worlds import get_world
 
     print("config: valid")
     try:
         print(f"world: {get_world(cfg).name}")
         print(check_data(cfg))
+        check_model_locations(cfg, extra_models=True)  # every weights location exists (or is a hub id)
+        check_prompt_sets(cfg.eval)
         if not no_weights:
             for line in check_weights(cfg):
                 print(line)
-    except CheckError as err:
+    except CheckError as err:  # (an InputError goes to the command: exit 2, like every stage)
         print(f"inpo check: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     print("will run:")

@@ -24,6 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
 
+def preflight(cfg: Config) -> None:
+    from evaluation.prompts import check_prompt_sets
+
+    from ..locations import check_model_locations
+
+    check_model_locations(cfg, extra_models=True)
+    check_prompt_sets(cfg.eval)
+
+
 def run(cfg: Config, models: list[str] | None = None, restart: bool = False, progress: bool = True) -> None:
     from accelerate import PartialState
 

@@ -20,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
 
+def preflight(cfg: Config) -> None:
+    from evaluation.scorers.base import check_scorer_names
+
+    check_scorer_names(cfg.eval.scorers)
+
+
 def run(cfg: Config, progress: bool = True) -> dict[str, float]:
     import torch
 

@@ -13,6 +13,18 @@ from ..config import Config
 from ..io import write_json_atomic
 
 
+def preflight(cfg: Config) -> None:
+    """With ``sft.enabled``: the pair data, a tie-free pair index and the base model's locations."""
+    if not cfg.sft.enabled:
+        return
+    from ..data.checks import check_data_source, check_pair_index
+    from ..locations import check_model_locations
+
+    check_data_source(cfg)
+    check_model_locations(cfg)
+    check_pair_index(cfg, ["the SFT stage (sft.enabled)"])
+
+
 def run(cfg: Config) -> None:
     out = layout.sft_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -29,7 +41,7 @@ def run(cfg: Config) -> None:
         "sft",
         index_path=layout.pair_index(cfg),
         out_dir=out,
-        ckpt_dir=layout.checkpoint_dir(cfg, "sft"),
+        ckpt_root=layout.checkpoint_root(cfg, "sft"),
         model=cfg.model,
         max_steps=cfg.sft.max_steps,
         learning_rate=cfg.sft.learning_rate,

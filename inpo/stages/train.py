@@ -18,6 +18,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def need_a_winner(cfg: Config, methods: list[str]) -> list[str]:
+    """Which of ``methods`` (and the SFT stage, when on) cannot train on a tie."""
+    from ..methods import METHODS
+
+    names = [m for m in methods if m in METHODS and not METHODS[m].accepts_ties]
+    return names + (["the SFT stage (sft.enabled)"] if cfg.sft.enabled else [])
+
+
+def preflight(cfg: Config, method: str | None = None) -> None:
+    """The pair data, the pair index and every weights location, before any model is loaded."""
+    from ..data.checks import check_data_source, check_pair_index
+    from ..locations import check_model_locations
+
+    check_data_source(cfg)
+    check_model_locations(cfg)
+    check_pair_index(cfg, need_a_winner(cfg, [method] if method else list(cfg.methods)))
+
+
 def run(cfg: Config, method: str | None = None) -> None:
     from ..models.starting import starting_model
     from ..train.loop import train
@@ -29,13 +47,14 @@ def run(cfg: Config, method: str | None = None) -> None:
     if unknown:
         raise SystemExit(f"inpo train: --method {unknown[0]} is not in methods: {cfg.methods}")
     for name in names:
+        index, start = layout.pair_index(cfg), starting_model(cfg)
         run_ = training_run(
             cfg,
             name,
-            index_path=layout.pair_index(cfg),
+            index_path=index,
             out_dir=layout.train_dir(cfg, name),
-            ckpt_dir=layout.checkpoint_dir(cfg, name),
-            model=starting_model(cfg),
+            ckpt_root=layout.checkpoint_root(cfg, name),
+            model=start,
             validate=validation_hook(cfg),
         )
         result = train(run_)

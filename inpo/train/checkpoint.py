@@ -33,9 +33,18 @@ def checkpoint_dirs(root: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def latest_checkpoint(root: str | Path) -> Path | None:
-    dirs = checkpoint_dirs(root)
+def latest_checkpoint(root: str | Path, at_most: int | None = None) -> Path | None:
+    """The newest complete checkpoint (of a step ≤ ``at_most``, when given), or None."""
+    dirs = [d for d in checkpoint_dirs(root) if at_most is None or checkpoint_step(d) <= at_most]
     return dirs[-1] if dirs else None
+
+
+def checkpoint_step(path: Path) -> int:
+    """``step-000050`` → 50."""
+    m = _NAME.match(path.name)
+    if m is None:
+        raise ValueError(f"{path}: not a checkpoint folder (step-NNNNNN)")
+    return int(m.group(1))
 
 
 def save_checkpoint(

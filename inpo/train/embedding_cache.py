@@ -25,6 +25,7 @@ import torch
 
 from ..config import to_dict
 from ..config.sections import DataConfig, ModelConfig
+from ..identity import sha256_file
 from .encode import BatchEncoder, EncodedBatch, ImageKey, pair_conditioning, pair_image_keys
 from .tensor_store import TensorStore, digest
 
@@ -42,14 +43,6 @@ def _files_signature(location: str | None) -> Any:
         [str(p.relative_to(path)) if p != path else p.name, p.stat().st_size, p.stat().st_mtime_ns]
         for p in files
     ]
-
-
-def _sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def embedding_inputs(
@@ -73,7 +66,7 @@ def embedding_inputs(
         "data": {
             k: getattr(data, k) for k in ("source", "format", "split", "resolution", "crop", "interpolation")
         },
-        "pair_index_sha256": _sha256_file(index_path),
+        "pair_index_sha256": sha256_file(index_path),
     }
 
 

@@ -11,7 +11,7 @@ Checkpoints every ``checkpoint_every`` steps and at the end (atomic, keep-last-K
 non-finite loss or gradient skips the update; ``max_nonfinite_in_row`` of them stop the run with the
 last good checkpoint intact.
 
-    run = training_run(cfg, "inpo", index_path=..., out_dir=..., ckpt_dir=...)   # inpo.train.run
+    run = training_run(cfg, "inpo", index_path=..., out_dir=..., ckpt_root=...)   # inpo.train.run
     result = train(run, observer=None)
 """
 
@@ -31,7 +31,7 @@ from . import checkpoint as ckpt
 from .batches import BatchLayout, iterate_steps
 from .embedding_cache import build_batch_encoder, embedding_inputs, model_identity
 from .optim import build_optimizer, lr_factor, set_learning_rate
-from .records import append_jsonl, reduce_mean, truncate_jsonl
+from .records import append_jsonl, read_jsonl, reduce_mean, truncate_jsonl
 from .run import TrainObserver, TrainRun
 
 __all__ = ["NonFiniteError", "TrainResult", "train"]
@@ -72,6 +72,7 @@ class _Session:
     abar: torch.Tensor
     encoder: Any = None
     start_step: int = 0
+    resumed_metrics: dict[str, float] = field(default_factory=dict)  # the checkpoint's last step
     skipped: int = 0
     nonfinite_in_row: int = 0
 
@@ -79,13 +80,25 @@ class _Session:
     def metrics_path(self) -> Path:
         return self.run.out_dir / "metrics.jsonl"
 
+    @property
+    def validation_path(self) -> Path:
+        return self.run.out_dir / "validation.jsonl"
+
 
 def _open_session(run: TrainRun, accelerator: Any) -> _Session:
     """Load the model, build the reference, optimizer, EMA and dataset."""
     from ..data import PairDataset
+    from ..data.sources import PairDataError
     from ..models import build_reference, load_components
 
     tc = run.train
+    dataset = PairDataset(run.index_path, run.data, seed=tc.seed)  # data errors before any model load
+    ties = int((dataset.index.label_0 == 0.5).sum())
+    if ties and not run.method.accepts_ties:
+        raise PairDataError(
+            f"{run.index_path}: {ties} tie(s) kept (data.drop_ties: false); method {run.name} needs a "
+            "winner in every pair: set data.drop_ties: true (DPO and InPO train ties as soft labels)"
+        )
     half = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(tc.mixed_precision, torch.float32)
     components = load_components(run.model, device=accelerator.device, dtype=half)
     policy = components.unet
@@ -106,7 +119,6 @@ def _open_session(run: TrainRun, accelerator: Any) -> _Session:
 
         ema = EMAModel(trainable, decay=tc.ema.decay)
     wrapped, optimizer = accelerator.prepare(policy, optimizer)
-    dataset = PairDataset(run.index_path, run.data, seed=tc.seed)
     layout = BatchLayout(len(dataset), tc.pairs_per_device, accelerator.num_processes, tc.grad_accum)
     abar = components.alphas_cumprod.to(device=accelerator.device, dtype=torch.float32)
     raw = accelerator.unwrap_model(wrapped)
@@ -130,18 +142,20 @@ def _resume(s: _Session) -> None:
     """Load the latest checkpoint of ``run.ckpt_dir`` (if any) and drop log rows written after it."""
     from ..models import load_unet_weights
 
-    latest = ckpt.latest_checkpoint(s.run.ckpt_dir)
+    latest = ckpt.latest_checkpoint(s.run.ckpt_dir, at_most=s.run.train.max_steps)
     if latest is not None:
         load_unet_weights(s.raw_policy, latest / "unet", s.run.model.lora.enabled)
         state = ckpt.load_checkpoint_state(latest, s.optimizer)
         s.start_step, s.skipped = int(state["step"]), int(state.get("skipped_nonfinite", 0))
+        s.resumed_metrics = dict(state.get("metrics", {}))
         if s.ema is not None and (latest / "ema.pt").exists():
             s.ema.load_state_dict(
                 torch.load(latest / "ema.pt", weights_only=True, map_location=s.accelerator.device)
             )
         s.accelerator.print(f"[{s.run.name}] resuming from {latest} (step {s.start_step})")
-    if s.accelerator.is_main_process:
-        truncate_jsonl(s.metrics_path, s.start_step)
+    if s.accelerator.is_main_process:  # the records as an uninterrupted run has them at this step
+        truncate_jsonl(s.metrics_path, s.start_step)  # rows: the 0-based step of each update
+        truncate_jsonl(s.validation_path, s.start_step + 1)  # rows: the number of updates done
 
 
 def _prepare_method_and_encoder(s: _Session) -> None:
@@ -251,7 +265,7 @@ def _save(s: _Session, step: int, last: dict[str, float]) -> None:
 
 def _after_step(s: _Session, step: int, last: dict[str, float]) -> None:
     """Stop on too many non-finite steps; checkpoint and validate when due."""
-    run, tc, acc = s.run, s.run.train, s.accelerator
+    run, tc = s.run, s.run.train
     if s.nonfinite_in_row >= tc.max_nonfinite_in_row:
         raise NonFiniteError(
             f"[{run.name}] {s.nonfinite_in_row} non-finite losses/gradients in a row at step {step}; "
@@ -260,11 +274,19 @@ def _after_step(s: _Session, step: int, last: dict[str, float]) -> None:
     done = step + 1
     if done % tc.checkpoint_every == 0 or done == tc.max_steps:
         _save(s, done, last)
-    if run.validate is not None and (done % tc.validate_every == 0 or done == tc.max_steps):
-        if acc.is_main_process:
-            val = run.validate(done, s.raw_policy, s.components, run.out_dir)
-            append_jsonl(run.out_dir / "validation.jsonl", {"step": done, **val})
-        acc.wait_for_everyone()
+    _validate_if_due(s, done)
+
+
+def _validate_if_due(s: _Session, done: int) -> None:
+    """Validate after ``done`` updates when due and not recorded yet (a resume after a kill between
+    the checkpoint and its validation catches up here)."""
+    run, tc, acc = s.run, s.run.train, s.accelerator
+    if run.validate is None or not (done % tc.validate_every == 0 or done == tc.max_steps):
+        return
+    if acc.is_main_process and all(r.get("step") != done for r in read_jsonl(s.validation_path)):
+        val = run.validate(done, s.raw_policy, s.components, run.out_dir)
+        append_jsonl(s.validation_path, {"step": done, **val})
+    acc.wait_for_everyone()
 
 
 def _unets(s: _Session) -> list[torch.nn.Module]:
@@ -326,7 +348,9 @@ def train(
         disable=not main,
         dynamic_ncols=True,
     )
-    last: dict[str, float] = {}
+    last: dict[str, float] = s.resumed_metrics
+    if s.start_step > 0:
+        _validate_if_due(s, s.start_step)
     with contextlib.closing(bar):
         for step, epoch, micro in iterate_steps(
             s.layout, tc.seed, s.start_step, tc.max_steps, s.accelerator.process_index

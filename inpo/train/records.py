@@ -24,11 +24,25 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         fh.write(json.dumps(record) + "\n")
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The complete records of ``path`` (a line cut short by a kill is left out); [] if missing."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
 def truncate_jsonl(path: Path, start_step: int) -> None:
-    """Drop records of steps ≥ start_step (written after the checkpoint a resumed run starts from)."""
+    """Drop records of steps ≥ start_step (written after the checkpoint a resumed run starts from) and
+    any line a kill cut short."""
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] < start_step]
+    keep = [json.dumps(r) for r in read_jsonl(path) if r.get("step", start_step) < start_step]
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(line + "\n" for line in keep))
     tmp.replace(path)

@@ -27,16 +27,27 @@ class TrainRun:
     method: Method
     index_path: Path  # the pair index written by `inpo prepare`
     out_dir: Path  # final weights (out_dir/unet) and metrics.jsonl
-    ckpt_dir: Path  # resumable checkpoints (outside DVC's cache)
+    ckpt_root: Path  # resumable checkpoints (outside DVC's cache), one folder per run identity in it
     model: ModelConfig  # the base (or the SFT output as both policy and reference)
     train: TrainConfig
     data: DataConfig
     cache_root: Path | None = None  # <paths.checkpoints>/cache: the embedding and method caches
     validate: ValidationHook | None = None
+    _ckpt_dir: Path | None = dataclasses.field(default=None, repr=False)
 
     @property
     def name(self) -> str:
         return self.method.name
+
+    @property
+    def ckpt_dir(self) -> Path:
+        """``ckpt_root/<fingerprint>``: this run's checkpoints, keyed by config, pair data, starting
+        model and code (:mod:`inpo.train.identity`; computed once, on first use)."""
+        if self._ckpt_dir is None:
+            from .identity import open_checkpoint_dir
+
+            self._ckpt_dir = open_checkpoint_dir(self)
+        return self._ckpt_dir
 
 
 def cache_root(cfg: Config) -> Path:
@@ -50,7 +61,7 @@ def training_run(
     *,
     index_path: Path,
     out_dir: Path,
-    ckpt_dir: Path,
+    ckpt_root: Path,
     model: ModelConfig | None = None,
     max_steps: int | None = None,
     learning_rate: float | None = None,
@@ -67,7 +78,7 @@ def training_run(
         method=build_method(method, cfg.method),
         index_path=Path(index_path),
         out_dir=Path(out_dir),
-        ckpt_dir=Path(ckpt_dir),
+        ckpt_root=Path(ckpt_root),
         model=cfg.model if model is None else model,
         train=train,
         data=cfg.data,
