@@ -7,7 +7,8 @@
   ``params.yaml.before-killed-run``.
 - MLflow runs the killed run left RUNNING (tagged ``inpo.host`` / ``inpo.pid`` / ``inpo.workspace``
   by :class:`inpo.tracking.PipelineTracker`) are marked KILLED with an end time.
-- Its Prefect flow run (id in the lock record) is set to Crashed when it still shows Running.
+- Its Prefect flow run (id in the lock record) is set to Crashed when it still shows a non-final
+  state (killed, or stopped together with its server, so its last state never reached the API).
 
 Stage processes never outlive the flow: they run under :mod:`inpo.guard`.
 """
@@ -94,9 +95,12 @@ def mark_prefect_run_crashed(flow_run_id: str, log: Callable[[str], None]) -> bo
             return False
         if run.state is None or run.state.is_final():
             return False
-        message = "the flow run's process was killed; marked by the next flow run on this workspace"
+        message = (
+            "the flow run's process ended without reporting a final state (killed, or stopped with "
+            "its server); marked by the next flow run on this workspace"
+        )
         client.set_flow_run_state(uuid.UUID(flow_run_id), Crashed(message=message), force=True)
-    log(f"marked Prefect flow run {flow_run_id} Crashed (its process was killed)")
+    log(f"marked Prefect flow run {flow_run_id} Crashed (it ended without reporting a final state)")
     return True
 
 

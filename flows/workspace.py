@@ -83,8 +83,8 @@ def workspace_lock(root: Path, holder: str, **record: str) -> Iterator[dict[str,
     """Hold ``<root>/.inpo-flow.lock`` (an OS lock: freed if the process dies) or refuse clearly.
 
     Yields what a previous holder left in the file: a holder that ended normally empties it, so a
-    record there means that run was killed (its pid, flow run id and start time: see
-    :mod:`flows.recovery`). ``record``: more fields to store for this holder (e.g. the flow run id)."""
+    record there means that run was killed, or ended on an exception that may not have reached its
+    Prefect server (its pid, flow run id and start time: see :mod:`flows.recovery`). ``record``: more fields to store for this holder (e.g. the flow run id)."""
     path = root / LOCK_FILE
     fh = open(path, "a+")
     try:
@@ -109,9 +109,9 @@ def workspace_lock(root: Path, holder: str, **record: str) -> Iterator[dict[str,
         fh.write(json.dumps({**mine, "since": time.strftime("%Y-%m-%dT%H:%M:%S")}))
         fh.flush()
         yield previous if isinstance(previous, dict) else None
-    finally:
         fh.seek(0)
-        fh.truncate()
+        fh.truncate()  # ended normally: nothing for the next holder to clear up
+    finally:  # an exception (SIGTERM included) leaves the record: its server may be gone already
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         fh.close()
 

@@ -324,3 +324,65 @@ def test_cached_stage_is_logged_from_its_files(pipeline: dict) -> None:
     assert run.data.tags["cached"] == "true"
     summary = json.loads((ws / "outputs/train/inpo/summary.json").read_text())
     assert run.data.metrics["implicit_acc"] == pytest.approx(summary["implicit_acc"])
+
+
+def _guards_of(pid: int, running: bytes = b"") -> list[int]:
+    """Processes running ``python -m inpo.guard <pid> -- ...`` (a flow's commands), those whose
+    command line holds ``running`` when given."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().split(") ")[1][0]
+        except (OSError, IndexError):
+            continue
+        named = not running or running in argv
+        if b"inpo.guard" in argv and str(pid).encode() in argv and named and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_flow_killed_mid_stage_leaves_nothing_behind(pipeline: dict) -> None:
+    """SIGKILL of the flow run's process during `dvc repro prepare`: the stage's process tree ends
+    with it; the next flow run restores params.yaml, marks the MLflow run KILLED and the Prefect
+    run is Crashed (issue 11, part 2)."""
+    ws, env, api = pipeline["ws"], pipeline["env"], pipeline["api"]
+    pristine = (ws / "params.yaml").read_bytes()
+    args = [sys.executable, "-m", "prefect", "deployment", "run", "inpo/full", "--param", "until=prepare"]
+    args += ["--param", 'overrides=["data.max_pairs=7"]']
+    subprocess.run(args, cwd=ws, env=env, capture_output=True, text=True, timeout=120, check=True)
+    deadline, flow_pid, guards = time.monotonic() + 120, None, []
+    while time.monotonic() < deadline and not guards:
+        record = (ws / ".inpo-flow.lock").read_text() if (ws / ".inpo-flow.lock").exists() else ""
+        if record.strip():
+            flow_pid = json.loads(record)["pid"]
+            guards = _guards_of(flow_pid, running=b"repro")
+        time.sleep(0.05)
+    assert flow_pid is not None and guards, "the flow never reached a stage"
+    killed_id = json.loads((ws / ".inpo-flow.lock").read_text())["flow_run_id"]
+    os.kill(flow_pid, signal.SIGKILL)
+    assert b"max_pairs: 7" in (ws / "params.yaml").read_bytes()  # left edited by the killed run
+    deadline = time.monotonic() + 15
+    while _guards_of(flow_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _guards_of(flow_pid), "the stage's process tree outlived the killed flow"
+
+    run_id = _run_deployment(env, ws, "until=prepare")
+    assert _flow_run(api, run_id)["state"]["type"] == "COMPLETED"
+    assert (ws / "params.yaml").read_bytes() == pristine
+    assert not (ws / ".inpo-flow-params.json").exists()
+    assert _flow_run(api, killed_id)["state"]["type"] == "CRASHED"
+    from mlflow import MlflowClient
+
+    from inpo.config import load_config
+    from inpo.tracking import experiment_name, tracking_uri
+
+    cfg = load_config(ws / "params.yaml")
+    client = MlflowClient(tracking_uri(cfg, ws))
+    experiment = client.get_experiment_by_name(experiment_name(cfg))
+    runs = client.search_runs([experiment.experiment_id], "attributes.status = 'KILLED'")
+    assert len(runs) == 1 and runs[0].data.tags["inpo.pid"] == str(flow_pid)
+    assert runs[0].info.end_time is not None
+    assert not client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")

@@ -72,6 +72,18 @@ def test_second_flow_run_in_a_workspace_is_refused(tmp_path: Path) -> None:
         pass
 
 
+def test_a_holder_ending_on_an_exception_leaves_its_record(tmp_path: Path) -> None:
+    """SIGTERM (or any exception) may end a flow after its server is gone, so its final state never
+    reaches the API: the next holder gets the record and checks; a clean end leaves none."""
+    with pytest.raises(KeyboardInterrupt):
+        with workspace_lock(tmp_path, holder="flow run A", flow_run_id="a-id"):
+            raise KeyboardInterrupt
+    with workspace_lock(tmp_path, holder="flow run B") as previous:
+        assert previous is not None and previous["flow_run_id"] == "a-id"
+    with workspace_lock(tmp_path, holder="flow run C") as previous:
+        assert previous is None
+
+
 def test_transient_failures_are_told_apart() -> None:
     assert is_transient(1, "ERROR: Unable to acquire lock. Most likely another DVC process is running")
     assert is_transient(-9, "")
