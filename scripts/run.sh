@@ -136,8 +136,11 @@ wait_http "$PREFECT_API_URL/deployments/name/inpo/full" 120 "$SERVE_PID" \
 T_READY=$(date +%s)
 
 echo "[run] prefect deployment run inpo/full --watch ${PARAMS[*]:-}" >&2
-FLOW_RC=0
-"$BIN/prefect" deployment run inpo/full --watch "${PARAMS[@]}" || FLOW_RC=$?
+FLOW_RC=0  # in the background + wait: a SIGTERM to this script is handled at once, not after the flow
+"$BIN/prefect" deployment run inpo/full --watch "${PARAMS[@]}" &
+WATCH_PID=$!
+PIDS+=("$WATCH_PID")
+wait "$WATCH_PID" || FLOW_RC=$?
 T_FLOW=$(date +%s)
 if [ "$FLOW_RC" -ne 0 ]; then
   echo "[run] the flow run failed (exit $FLOW_RC); its stage logs: .prefect/serve.log (last lines below)" >&2
