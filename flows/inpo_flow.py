@@ -25,11 +25,13 @@ from flows.recovery import recover_killed_run, run_parameters
 from flows.workspace import (
     PIPELINE_END,
     StageError,
+    dvc_status,
     named_overrides,
     pipeline_stages,
     project_root,
     run_check,
     run_dvc_stage,
+    status_note,
     workspace_lock,
 )
 
@@ -76,12 +78,21 @@ def dvc_stage(root: str, stage: str) -> dict[str, Any]:
     logger.info(
         "%s: %s in %.1f s", stage, "cached (skipped by DVC)" if result.cached else "ran", result.seconds
     )
-    return {"stage": stage, "cached": result.cached, "seconds": round(result.seconds, 2)}
+    return {
+        "stage": stage,
+        "cached": result.cached,
+        "seconds": round(result.seconds, 2),
+        "started_ms": result.started_ms,
+        "ended_ms": result.ended_ms,
+    }
 
 
 @task(name="track", task_run_name="track-{stage}", cache_policy=NO_CACHE)
-def track_stage(tracker: Any, stage: str, cached: bool) -> str:
-    return tracker.log_stage(stage, cached=cached)
+def track_stage(tracker: Any, stage: str, result: dict[str, Any]) -> str:
+    """The stage's MLflow run, spanning the stage's real start and end."""
+    return tracker.log_stage(
+        stage, cached=result["cached"], start_ms=result["started_ms"], end_ms=result["ended_ms"]
+    )
 
 
 @flow(name="inpo", log_prints=True)
@@ -96,9 +107,12 @@ def inpo(
     until: str = PIPELINE_END,
     track: bool = True,
     workspace: str | None = None,
+    keep_overrides: bool = False,
 ) -> list[dict[str, Any]]:
     """Run the pipeline with config overrides (dotted ``section.key=value`` strings; the named
-    parameters are shortcuts for common ones and come first, so ``overrides`` wins)."""
+    parameters are shortcuts for common ones and come first, so ``overrides`` wins). params.yaml
+    is restored at the end (``keep_overrides``: left with the overrides, so that ``dvc status`` is
+    clean for what ran); the flow says what ``dvc status`` reports afterwards."""
     import yaml
 
     from inpo.config import load_config
@@ -115,7 +129,7 @@ def inpo(
         preflight(str(root), all_overrides)
         results: list[dict[str, Any]] = []
         tracker = None
-        with run_parameters(root, all_overrides):
+        with run_parameters(root, all_overrides, keep=keep_overrides, log=logger.warning):
             try:
                 cfg = load_config(params_path)
                 stages = pipeline_stages(cfg, root, until)
@@ -129,12 +143,15 @@ def inpo(
                     result = dvc_stage(str(root), stage)
                     results.append(result)
                     if tracker is not None:
-                        track_stage(tracker, stage, result["cached"])
+                        track_stage(tracker, stage, result)
             except BaseException:
                 if tracker is not None:
                     tracker.finish("FAILED")
                 raise
+        note = status_note(dvc_status(root), all_overrides, kept=keep_overrides, ran=stages)
+        logger.info(note)
         if tracker is not None:
+            tracker.client.set_tag(tracker.run_id, "dvc.status", note)
             tracker.finish("FINISHED")
         return results
 

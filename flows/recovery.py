@@ -4,7 +4,8 @@
   it keeps the pristine file in ``.inpo-flow-params.json`` (atomically); the run restores it at the
   end; if the run is killed, the next flow run restores it before anything else, and says so. If
   the file was edited after the kill, it is left alone and the pristine copy kept as
-  ``params.yaml.before-killed-run``.
+  ``params.yaml.before-killed-run``. Likewise a file edited *during* a run is never overwritten at its
+  end: the pre-run file is kept as ``params.yaml.before-flow-run``.
 - MLflow runs the killed run left RUNNING (tagged ``inpo.host`` / ``inpo.pid`` / ``inpo.workspace``
   by :class:`inpo.tracking.PipelineTracker`) are marked KILLED with an end time.
 - Its Prefect flow run (id in the lock record) is set to Crashed when it still shows a non-final
@@ -29,6 +30,7 @@ from inpo.params_file import write_params
 
 RECOVERY_FILE = ".inpo-flow-params.json"
 KEPT_COPY = "params.yaml.before-killed-run"
+EDITED_DURING_RUN = "params.yaml.before-flow-run"
 
 
 def _sha(data: bytes) -> str:
@@ -36,22 +38,41 @@ def _sha(data: bytes) -> str:
 
 
 @contextmanager
-def run_parameters(root: Path, overrides: list[str]) -> Iterator[None]:
-    """``params.yaml`` with ``overrides`` for the duration of the block, restored afterwards; a
-    recovery record holds the pristine bytes while it is edited."""
+def run_parameters(
+    root: Path, overrides: list[str], keep: bool = False, log: Callable[[str], None] = print
+) -> Iterator[None]:
+    """``params.yaml`` with ``overrides`` for the duration of the block, restored afterwards (``keep``:
+    left with them when the block succeeds, as ``dvc exp run`` leaves a workspace); a recovery
+    record holds the pristine bytes while it is edited."""
     params, record = root / "params.yaml", root / RECOVERY_FILE
     original = params.read_bytes()
     write_json_atomic(record, {"pid": os.getpid(), "original": original.decode(), "written_sha256": None})
+    written = original
     try:
         write_params(params, overrides)
+        written = params.read_bytes()
         write_json_atomic(
-            record,
-            {"pid": os.getpid(), "original": original.decode(), "written_sha256": _sha(params.read_bytes())},
+            record, {"pid": os.getpid(), "original": original.decode(), "written_sha256": _sha(written)}
         )
         yield
-    finally:
-        write_bytes_atomic(params, original)
+    except BaseException:
+        _restore(params, original, written, log)
         record.unlink(missing_ok=True)
+        raise
+    if not keep:
+        _restore(params, original, written, log)
+    record.unlink(missing_ok=True)
+
+
+def _restore(params: Path, original: bytes, written: bytes, log: Callable[[str], None]) -> None:
+    """Put ``original`` back, unless someone edited the file while the run held it: their edit
+    stays, and the file from before the run goes to ``params.yaml.before-flow-run``."""
+    current = params.read_bytes() if params.is_file() else b""
+    if current in (written, original):
+        write_bytes_atomic(params, original)
+        return
+    write_bytes_atomic(params.with_name(EDITED_DURING_RUN), original)
+    log(f"params.yaml was edited during the flow run: left as it is; the file from before the run is in {EDITED_DURING_RUN}")
 
 
 def recover_params(root: Path, log: Callable[[str], None]) -> bool:

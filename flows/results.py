@@ -113,13 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=".", help="the workspace (default: the current folder)")
     parser.add_argument("--params", default="params.yaml", help="params file, relative to --root")
     parser.add_argument(
-        "--tracking-uri", action="store_true", help="print the MLflow store (tracking.uri) instead"
+        "--tracking-uri",
+        action="store_true",
+        help="print the MLflow store (tracking.uri, else $MLFLOW_TRACKING_URI) instead",
     )
     args = parser.parse_args(argv)
     if args.tracking_uri:
         from inpo.config import load_config
+        from inpo.tracking import tracking_uri
 
-        print(load_config(Path(args.root) / args.params).tracking.uri)
+        print(tracking_uri(load_config(Path(args.root) / args.params), args.root))
         return 0
     try:
         print(results_table(args.root, args.params))

@@ -54,6 +54,8 @@ class StageResult:
     stage: str
     cached: bool  # DVC skipped it (unchanged, or restored from its run cache)
     seconds: float
+    started_ms: int = 0  # wall-clock start and end (epoch ms), for the stage's MLflow run
+    ended_ms: int = 0
 
 
 # ---------------------------------------------------------------- the workspace
@@ -204,7 +206,7 @@ def is_transient(returncode: int, output: str) -> bool:
 
 def run_dvc_stage(root: Path, stage: str, log: Callable[[str], None]) -> StageResult:
     """``dvc repro --single-item <stage>``: runs it if its deps/params changed, else DVC skips it."""
-    start = time.perf_counter()
+    start, started_ms = time.perf_counter(), int(time.time() * 1000)
     lines: list[str] = []
 
     def keep(line: str) -> None:
@@ -218,7 +220,8 @@ def run_dvc_stage(root: Path, stage: str, log: Callable[[str], None]) -> StageRe
             f"stage {stage} failed (dvc exit code {rc}):\n{tail}", transient=is_transient(rc, tail)
         )
     ran = any(f"Running stage '{stage}'" in line for line in lines)
-    return StageResult(stage=stage, cached=not ran, seconds=time.perf_counter() - start)
+    seconds, ended_ms = time.perf_counter() - start, int(time.time() * 1000)
+    return StageResult(stage, cached=not ran, seconds=seconds, started_ms=started_ms, ended_ms=ended_ms)
 
 
 def run_check(root: Path, overrides: list[str], log: Callable[[str], None]) -> None:
@@ -226,3 +229,40 @@ def run_check(root: Path, overrides: list[str], log: Callable[[str], None]) -> N
     rc, tail = stream_command(["inpo", "check", "--params", "params.yaml", *overrides], root, log)
     if rc != 0:
         raise StageError(f"pre-flight `inpo check` failed:\n{tail}", transient=False)
+
+
+def dvc_status(root: Path) -> dict[str, list[Any]] | None:
+    """``dvc status --json``: ``{stage: [what changed, ...]}`` for the stages that differ from
+    ``dvc.lock`` (empty: clean); None when DVC could not say (its message is not a status)."""
+    try:
+        out = subprocess.run(
+            ["dvc", "status", "--json"], cwd=root, env=stage_env(root), capture_output=True, text=True, timeout=300
+        )
+        status = json.loads(out.stdout or "null") if out.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def status_note(
+    status: dict[str, list[Any]] | None, overrides: list[str], kept: bool, ran: list[str]
+) -> str:
+    """What ``dvc status`` says after a flow run, in words: which of the stages it ``ran`` differ
+    and why (a run with overrides leaves dvc.lock and the outputs describing those overrides), and
+    which stages outside this run DVC also lists."""
+    if status is None:
+        return "dvc status: DVC could not report a status (run `dvc status` to see why)"
+    mine = sorted(s for s in status if s in ran)
+    others = sorted(s for s in status if s not in ran)
+    outside = f"; not part of this run: {', '.join(others)}" if others else ""
+    if not mine:
+        return f"dvc status: clean for the stages this run ran (dvc.lock, outputs and params.yaml agree){outside}"
+    stages = ", ".join(mine)
+    if overrides and not kept:
+        return (
+            f"dvc status: {stages} differ from params.yaml: dvc.lock and the outputs are this run's, with "
+            f"the overrides {overrides}, and params.yaml is yours again. `dvc repro` brings the outputs "
+            "back to params.yaml (restored from DVC's run cache where that config ran before); "
+            f"keep_overrides=true leaves the overrides in params.yaml instead (as `dvc exp run` does){outside}"
+        )
+    return f"dvc status: {stages} differ from dvc.lock (files edited while the run ran?){outside}"

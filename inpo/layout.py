@@ -91,6 +91,11 @@ def training_curve(cfg: Config, method: str) -> Path:
     return train_dir(cfg, method) / "metrics.tsv"
 
 
+def training_curve_png(cfg: Config, method: str) -> Path:
+    """The loss curve as a picture (readable offline; ``dvc plots show`` embeds it as an image)."""
+    return train_dir(cfg, method) / "loss.png"
+
+
 def generate_dir(cfg: Config) -> Path:
     return outputs(cfg) / "generate"
 

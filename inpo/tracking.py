@@ -35,6 +35,9 @@ from .guard import pid_alive
 from .metric_keys import mlflow_key as metric_key
 from .pipeline.stages import tracked_files
 
+# MLflow 3's UI opens an experiment by this tag: "finetuning" is one of its machine-learning kinds
+# (runs, metrics, charts), not the GenAI view (traces, token usage) it guesses for untagged ones
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "finetuning"
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 BATCH = 100  # params/tags per log_batch call (MLflow's limit); metrics: 1000
 
@@ -42,9 +45,15 @@ BATCH = 100  # params/tags per log_batch call (MLflow's limit); metrics: 1000
 # ---------------------------------------------------------------- pure helpers (no MLflow)
 
 
+DEFAULT_URI = "sqlite:///mlruns.db"
+
+
 def tracking_uri(cfg: Config, root: str | Path = ".") -> str:
-    """``tracking.uri`` with a relative ``sqlite:///file`` or plain path anchored at ``root``."""
-    uri, root = cfg.tracking.uri, Path(root).resolve()
+    """The MLflow store, as MLflow's own tools choose it: ``tracking.uri`` when set (like
+    ``mlflow.set_tracking_uri`` in code), else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlruns.db``;
+    a relative ``sqlite:///file`` or plain path is anchored at ``root`` (the project)."""
+    uri = cfg.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    root = Path(root).resolve()
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return f"sqlite:///{root / uri[len('sqlite:///') :]}"
     if "://" not in uri:
@@ -64,9 +73,12 @@ def world_name(cfg: Config) -> str:
 
 
 def experiment_name(cfg: Config) -> str:
-    """``tracking.experiment``, or ``inpo/<world>/<base model>`` (one experiment per world/model)."""
+    """``tracking.experiment``, else ``$MLFLOW_EXPERIMENT_NAME``, else ``inpo/<world>/<base model>``
+    (one experiment per world/model)."""
     if cfg.tracking.experiment:
         return cfg.tracking.experiment
+    if os.environ.get("MLFLOW_EXPERIMENT_NAME"):
+        return os.environ["MLFLOW_EXPERIMENT_NAME"]
     return f"inpo/{world_name(cfg)}/{Path(cfg.model.base.rstrip('/')).name}"
 
 
@@ -153,13 +165,16 @@ def ensure_experiment(client: Any, cfg: Config, root: str | Path, uri: str) -> s
     name = experiment_name(cfg)
     found = client.get_experiment_by_name(name)
     if found is not None:
+        if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return str(found.experiment_id)
     location = None
     if is_local_uri(uri):
         base = Path(root).resolve() / cfg.tracking.artifact_location
         location = (base / metric_key(name).replace("/", "-").replace(" ", "_")).as_uri()
     try:
-        return str(client.create_experiment(name, artifact_location=location))
+        tags = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        return str(client.create_experiment(name, artifact_location=location, tags=tags))
     except Exception:  # created concurrently by another process
         found = client.get_experiment_by_name(name)
         if found is None:
@@ -260,8 +275,16 @@ class PipelineTracker:
         )
         return self.run_id
 
-    def log_stage(self, stage: str, cached: bool, status: str = "FINISHED") -> str:
-        """A nested run for ``stage`` from its output files; evaluation metrics also go to the parent."""
+    def log_stage(
+        self,
+        stage: str,
+        cached: bool,
+        status: str = "FINISHED",
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> str:
+        """A nested run for ``stage`` from its output files; evaluation metrics also go to the parent.
+        ``start_ms`` / ``end_ms``: when the stage really ran (epoch ms; default: now)."""
         if self.run_id is None:
             raise RuntimeError("PipelineTracker.log_stage: call start() first")
         name, _, method = stage.partition("@")
@@ -274,7 +297,7 @@ class PipelineTracker:
         }
         if method:
             tags["method"] = method
-        run = self.client.create_run(self.experiment_id, run_name=stage, tags=tags)
+        run = self.client.create_run(self.experiment_id, run_name=stage, tags=tags, start_time=start_ms)
         run_id = str(run.info.run_id)
         files = tracked_files(self.cfg, stage)
         at = self.root.joinpath  # stage paths are relative to the project root, not to the cwd
@@ -286,7 +309,7 @@ class PipelineTracker:
             self._log_path(run_id, at(path), artifact_dir)
         if files["model"] is not None and at(files["model"]).is_dir():
             self.log_model(run_id, at(files["model"]), stage)
-        self.client.set_terminated(run_id, status)
+        self.client.set_terminated(run_id, status, end_time=end_ms)
         self.stage_runs[stage] = run_id
         return run_id
 

@@ -88,6 +88,7 @@ start_bg() {  # start_bg LOG CMD...: sets BG_PID
   local log=$1; shift
   "$PY" -m inpo.guard $$ -- "$@" >"$log" 2>&1 &
   BG_PID=$!
+  disown "$BG_PID"  # watched with kill -0, not wait: no "Killed" job notice when its guard ends it
   PIDS+=("$BG_PID")
 }
 stop_pid() {  # SIGTERM the process group, then SIGKILL after 20 s
@@ -148,7 +149,7 @@ if [ "$FLOW_RC" -ne 0 ]; then
 fi
 
 echo
-"$PY" -m flows.results --root "$ROOT" || [ "$FLOW_RC" -ne 0 ]
+"$PY" -m flows.results --root "$ROOT" || true  # says why when a run stopped before score (until=...)
 TRACKING_URI=$("$PY" -m flows.results --root "$ROOT" --tracking-uri)
 echo
 echo "[run] wall time: set-up $((T_SETUP - T0)) s, Prefect up $((T_READY - T_SETUP)) s, flow run $((T_FLOW - T_READY)) s, total $((T_FLOW - T0)) s"

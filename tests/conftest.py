@@ -15,6 +15,8 @@ for _key, _value in {
     "TOKENIZERS_PARALLELISM": "false",
 }.items():
     os.environ.setdefault(_key, _value)
+for _key in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):  # a developer's own server stays untouched
+    os.environ.pop(_key, None)
 
 import torch  # noqa: E402
 

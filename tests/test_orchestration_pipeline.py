@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,81 +23,25 @@ import pytest
 
 from inpo.params_file import write_params
 from inpo.testing.workspace import git, tiny_workspace
+from tests.orchestration_helpers import (
+    declared_in_lock,
+    dvc,
+    dvc_json,
+    env_for,
+    flow_run,
+    free_port,
+    guards_of,
+    run_deployment,
+    stop,
+    task_names,
+    wait_http,
+)
 
 pytestmark = pytest.mark.slow
 UNTIL = "report"
 STAGES = ["prepare", "sft", "train@inpo", "train@dpo", "generate", "score", "report"]
 # 1 seed per toy prompt (not 16) and 200 bootstrap samples keep generate/score/report to seconds
 FAST_EVAL = ["eval.seeds_per_prompt.toy=1", "eval.bootstrap_samples=200"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _env(ws: Path, api: str, home: Path) -> dict[str, str]:
-    bin_dir = str(Path(sys.executable).parent)
-    return {
-        **os.environ,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(ws),
-        "INPO_WORKSPACE": str(ws),
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "PREFECT_LOGGING_LEVEL": "INFO",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DVC_NO_ANALYTICS": "1",
-    }
-
-
-def _run_deployment(env: dict[str, str], ws: Path, *params: str) -> str:
-    """``prefect deployment run inpo/full --watch``; return the flow run id."""
-    args = [sys.executable, "-m", "prefect", "deployment", "run", "inpo/full", "--watch"]
-    for p in params:
-        args += ["--param", p]
-    out = subprocess.run(args, cwd=ws, env=env, capture_output=True, text=True, timeout=400)
-    text = out.stdout + out.stderr
-    ids = [w for w in text.replace("'", " ").split() if len(w) == 36 and w.count("-") == 4]
-    assert ids, f"no flow run id in the output of {args}:\n{text}"
-    return ids[0]
-
-
-def _flow_run(api: str, run_id: str) -> dict:
-    return httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()
-
-
-def _task_names(api: str, run_id: str) -> list[str]:
-    body = {"flow_runs": {"id": {"any_": [run_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
-    return [t["name"] for t in httpx.post(f"{api}/task_runs/filter", json=body, timeout=10).json()]
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +51,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     ws = tiny_workspace(base / "ws")
     write_params(ws / "params.yaml", FAST_EVAL)
     git(ws, "commit", "-q", "-am", "fast evaluation")
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = _env(ws, api, base / "prefect-home")
+    env = env_for(ws, api, base / "prefect-home")
     log = open(base / "server.log", "w")
     server = subprocess.Popen(
         [
@@ -132,7 +75,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     )
     served = None
     try:
-        _wait_http(f"{api}/health", 90, server)
+        wait_http(f"{api}/health", 90, server)
         served = subprocess.Popen(
             [sys.executable, "-m", "flows.serve"],
             cwd=ws,
@@ -140,25 +83,25 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             stdout=open(base / "serve.log", "w"),
             stderr=subprocess.STDOUT,
         )
-        _wait_http(f"{api}/deployments/name/inpo/full", 90, served)
+        wait_http(f"{api}/deployments/name/inpo/full", 90, served)
         t1 = time.perf_counter()
-        run_id = _run_deployment(env, ws, f"until={UNTIL}")
+        run_id = run_deployment(env, ws, f"until={UNTIL}")
         timings = {"setup_s": t1 - t0, "flow_s": time.perf_counter() - t1}
         yield {"ws": ws, "api": api, "env": env, "run_id": run_id, "timings": timings, "base": base}
     finally:
         if served is not None:
-            _stop(served)
-        _stop(server)
+            stop(served)
+        stop(server)
         log.close()
 
 
 def test_flow_run_completes_through_the_api(pipeline: dict) -> None:
-    run = _flow_run(pipeline["api"], pipeline["run_id"])
+    run = flow_run(pipeline["api"], pipeline["run_id"])
     assert run["state"]["type"] == "COMPLETED", (
         run["state"],
         (pipeline["base"] / "serve.log").read_text()[-4000:],
     )
-    names = _task_names(pipeline["api"], pipeline["run_id"])
+    names = task_names(pipeline["api"], pipeline["run_id"])
     # preflight, then one task per DVC stage, each followed by its MLflow logging task
     assert names == ["preflight"] + [n for s in STAGES for n in (s, f"track-{s}")]
     ws = pipeline["ws"]
@@ -176,6 +119,21 @@ def test_flow_run_completes_through_the_api(pipeline: dict) -> None:
     print("timings", pipeline["timings"])
 
 
+def test_every_file_a_stage_wrote_is_a_dvc_output(pipeline: dict) -> None:
+    """So a run-cache restore brings back every file MLflow logs from (issue 12): nothing under
+    outputs/ lies outside what dvc.lock records; git sees the uncached metrics, not the cached data."""
+    ws = pipeline["ws"]
+    declared = declared_in_lock(ws)
+    written = [p.relative_to(ws).as_posix() for p in (ws / "outputs").rglob("*") if p.is_file()]
+    written = [p for p in written if not p.endswith(".gitignore")]
+    stray = [p for p in written if not any(p == d or p.startswith(d + "/") for d in declared)]
+    assert written and not stray, stray
+    seen_by_git = git(ws, "status", "--porcelain", "--untracked-files=all", "outputs").split("\n")
+    seen = {line[3:] for line in seen_by_git if line}
+    assert "outputs/train/inpo/summary.json" in seen and "outputs/train/inpo/loss.png" in seen
+    assert not any(p.startswith("outputs/train/inpo/unet") for p in seen)  # DVC's own .gitignore
+
+
 @pytest.mark.parametrize(
     ("override", "named"),
     [
@@ -186,35 +144,29 @@ def test_flow_run_completes_through_the_api(pipeline: dict) -> None:
 )
 def test_bad_override_fails_before_any_stage(pipeline: dict, override: str, named: str) -> None:
     lock_before = (pipeline["ws"] / "dvc.lock").read_bytes()
-    run_id = _run_deployment(pipeline["env"], pipeline["ws"], f"overrides={json.dumps([override])}")
-    run = _flow_run(pipeline["api"], run_id)
+    run_id = run_deployment(pipeline["env"], pipeline["ws"], f"overrides={json.dumps([override])}")
+    run = flow_run(pipeline["api"], run_id)
     assert run["state"]["type"] == "FAILED"
     assert named in run["state"]["message"], run["state"]["message"]
-    assert _task_names(pipeline["api"], run_id) == ["preflight"]  # nothing after the pre-flight ran
+    assert task_names(pipeline["api"], run_id) == ["preflight"]  # nothing after the pre-flight ran
     assert (pipeline["ws"] / "dvc.lock").read_bytes() == lock_before
-
-
-def _dvc(ws: Path, env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(["dvc", *args], cwd=ws, env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return out.stdout + out.stderr
 
 
 def test_dvc_repro_skips_unchanged_and_reruns_only_downstream(pipeline: dict) -> None:
     ws, env = pipeline["ws"], pipeline["env"]
-    again = _dvc(ws, env, "repro", UNTIL)
+    again = dvc(ws, env, "repro", UNTIL)
     assert "Running stage" not in again
     assert again.count("didn't change, skipping") == len(STAGES)
 
     write_params(ws / "params.yaml", ["method.dpo.beta=2500"])
-    changed = _dvc(ws, env, "repro", UNTIL)
+    changed = dvc(ws, env, "repro", UNTIL)
     ran = [line.split("'")[1] for line in changed.splitlines() if line.startswith("Running stage")]
     # β of dpo changes only dpo's training and what reads its UNet (not prepare, sft or train@inpo);
     # score and report follow only if the 8-bit images changed (DVC compares output hashes: with
     # 2 steps at lr 3e-6 they may not)
     assert ran[:2] == ["train@dpo", "generate"]
     assert ran[2:] in ([], ["score"], ["score", "report"])
-    assert "method.dpo.beta" in _dvc(ws, env, "params", "diff")
+    assert "method.dpo.beta" in dvc(ws, env, "params", "diff")
 
 
 def test_mlflow_client_sees_params_metrics_artifacts(pipeline: dict) -> None:
@@ -229,6 +181,7 @@ def test_mlflow_client_sees_params_metrics_artifacts(pipeline: dict) -> None:
     client = MlflowClient(tracking_uri=tracking_uri(cfg, ws))
     exp = client.get_experiment_by_name(experiment_name(cfg))
     assert exp is not None and exp.name == "inpo/pairs/model"
+    assert exp.tags["mlflow.experimentKind"] == "finetuning"
     parents = client.search_runs([exp.experiment_id], "tags.kind = 'pipeline'")
     assert len(parents) == 1
     parent = parents[0]
@@ -243,6 +196,10 @@ def test_mlflow_client_sees_params_metrics_artifacts(pipeline: dict) -> None:
     assert sorted(by_name) == sorted(STAGES)
     train = by_name["train@inpo"]
     assert train.data.tags["method"] == "inpo" and train.data.tags["cached"] == "false"
+    # the stage run spans the stage (a tiny training through dvc takes seconds), inside its parent
+    assert train.info.end_time - train.info.start_time > 1000
+    assert parent.info.start_time <= train.info.start_time <= train.info.end_time <= parent.info.end_time
+    assert "clean" in parent.data.tags["dvc.status"]  # no overrides: dvc.lock matches params.yaml
     losses = [
         json.loads(line)["loss"]
         for line in (ws / "outputs/train/inpo/metrics.jsonl").read_text().splitlines()
@@ -269,7 +226,7 @@ def test_mlflow_server_rest_api(pipeline: dict) -> None:
 
     ws = pipeline["ws"]
     cfg = load_config(ws / "params.yaml")
-    port = _free_port()
+    port = free_port()
     env = {**pipeline["env"], "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     server = subprocess.Popen(
         [
@@ -291,7 +248,7 @@ def test_mlflow_server_rest_api(pipeline: dict) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_http(f"{url}/health", 90, server)
+        wait_http(f"{url}/health", 90, server)
         exp = httpx.get(
             f"{url}/api/2.0/mlflow/experiments/get-by-name",
             params={"experiment_name": "inpo/pairs/model"},
@@ -308,7 +265,7 @@ def test_mlflow_server_rest_api(pipeline: dict) -> None:
             params = {p["key"]: p["value"] for p in r["data"]["params"]}
             assert 0.0 < metrics["loss"] < 1.0 and params["train.max_steps"] == "2"
     finally:
-        _stop(server)
+        stop(server)
 
 
 def test_cached_stage_is_logged_from_its_files(pipeline: dict) -> None:
@@ -326,24 +283,6 @@ def test_cached_stage_is_logged_from_its_files(pipeline: dict) -> None:
     assert run.data.metrics["implicit_acc"] == pytest.approx(summary["implicit_acc"])
 
 
-def _guards_of(pid: int, running: bytes = b"") -> list[int]:
-    """Processes running ``python -m inpo.guard <pid> -- ...`` (a flow's commands), those whose
-    command line holds ``running`` when given."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            state = (proc / "stat").read_text().split(") ")[1][0]
-        except (OSError, IndexError):
-            continue
-        named = not running or running in argv
-        if b"inpo.guard" in argv and str(pid).encode() in argv and named and state != "Z":
-            found.append(int(proc.name))
-    return found
-
-
 def test_a_flow_killed_mid_stage_leaves_nothing_behind(pipeline: dict) -> None:
     """SIGKILL of the flow run's process during `dvc repro prepare`: the stage's process tree ends
     with it; the next flow run restores params.yaml, marks the MLflow run KILLED and the Prefect
@@ -358,22 +297,22 @@ def test_a_flow_killed_mid_stage_leaves_nothing_behind(pipeline: dict) -> None:
         record = (ws / ".inpo-flow.lock").read_text() if (ws / ".inpo-flow.lock").exists() else ""
         if record.strip():
             flow_pid = json.loads(record)["pid"]
-            guards = _guards_of(flow_pid, running=b"repro")
+            guards = guards_of(flow_pid, running=b"repro")
         time.sleep(0.05)
     assert flow_pid is not None and guards, "the flow never reached a stage"
     killed_id = json.loads((ws / ".inpo-flow.lock").read_text())["flow_run_id"]
     os.kill(flow_pid, signal.SIGKILL)
     assert b"max_pairs: 7" in (ws / "params.yaml").read_bytes()  # left edited by the killed run
     deadline = time.monotonic() + 15
-    while _guards_of(flow_pid) and time.monotonic() < deadline:
+    while guards_of(flow_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _guards_of(flow_pid), "the stage's process tree outlived the killed flow"
+    assert not guards_of(flow_pid), "the stage's process tree outlived the killed flow"
 
-    run_id = _run_deployment(env, ws, "until=prepare")
-    assert _flow_run(api, run_id)["state"]["type"] == "COMPLETED"
+    run_id = run_deployment(env, ws, "until=prepare", 'overrides=["data.max_pairs=9"]')
+    assert flow_run(api, run_id)["state"]["type"] == "COMPLETED"
     assert (ws / "params.yaml").read_bytes() == pristine
     assert not (ws / ".inpo-flow-params.json").exists()
-    assert _flow_run(api, killed_id)["state"]["type"] == "CRASHED"
+    assert flow_run(api, killed_id)["state"]["type"] == "CRASHED"
     from mlflow import MlflowClient
 
     from inpo.config import load_config
@@ -386,3 +325,32 @@ def test_a_flow_killed_mid_stage_leaves_nothing_behind(pipeline: dict) -> None:
     assert len(runs) == 1 and runs[0].data.tags["inpo.pid"] == str(flow_pid)
     assert runs[0].info.end_time is not None
     assert not client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+    # params.yaml is the user's again, so DVC sees prepare changed: the flow says so, and why
+    latest = client.search_runs(
+        [experiment.experiment_id], "tags.kind = 'pipeline'", order_by=["attributes.start_time DESC"]
+    )[0]
+    assert (
+        "prepare" in latest.data.tags["dvc.status"] and "data.max_pairs=9" in latest.data.tags["dvc.status"]
+    )
+    assert "prepare" in dvc_json(ws, env, "status")
+
+
+def test_dvc_experiments_show_and_diff_the_metrics(pipeline: dict) -> None:
+    """``dvc exp run -S`` twice, then ``dvc exp show`` / ``dvc metrics diff`` give the numbers
+    (the metrics live in git-tracked files, dvc.lock is committed)."""
+    ws, env = pipeline["ws"], pipeline["env"]
+    git(ws, "add", "-A")
+    git(ws, "commit", "-q", "-m", "the pipeline's results")
+    committed = json.loads((ws / "outputs/prepare/summary.json").read_text())["kept"]
+    assert committed not in (6, 8)
+    for n in (6, 8):
+        dvc(ws, env, "exp", "run", "-S", f"data.max_pairs={n}", "-n", f"pairs-{n}", "prepare")
+    exps = {}
+    for commit in dvc_json(ws, env, "exp", "show"):
+        for exp in commit.get("experiments") or []:
+            data = exp["revs"][0]["data"]
+            summary = data["metrics"]["outputs/prepare/summary.json"]["data"]
+            exps[exp["name"]] = summary["kept"]
+    assert exps == {"pairs-6": 6, "pairs-8": 8}
+    kept = dvc_json(ws, env, "metrics", "diff")["outputs/prepare/summary.json"]["kept"]
+    assert kept["old"] == committed and kept["new"] == 8  # the workspace holds the last experiment

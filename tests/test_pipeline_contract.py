@@ -117,6 +117,21 @@ def test_flow_order_and_tracking_come_from_the_table() -> None:
     assert layout.train_summary(cfg, "dpo") in files["summary"]
 
 
+def test_mlflow_logs_only_declared_outputs() -> None:
+    """What MLflow logs of a stage is a file DVC restores with it (a run-cache restore brings back
+    matching step logs, never another config's)."""
+    cfg = load_config(DEFAULT_PARAMS)
+    for stage in STAGES:
+        for name in stage.dvc_names(cfg):
+            item = name.partition("@")[2]
+            declared = [p.as_posix() for p in stage.declared(cfg, item)]
+            files = tracked_files(cfg, name)
+            logged = [*files["summary"], *files["steps"], *(p for p, _ in files["artifacts"])]
+            logged += [files["model"]] if files["model"] is not None else []
+            for path in logged:
+                assert _covered(Path(path).as_posix(), declared), f"{name}: {path} is not a DVC output"
+
+
 def test_unknown_world_lists_the_valid_ones() -> None:
     import pytest
 

@@ -267,9 +267,9 @@ class RuntimeConfig:
 @dataclass(frozen=True)
 class TrackingConfig:
     enabled: bool = True
-    uri: str = "sqlite:///mlruns.db"
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db (project root)
     artifact_location: str = "mlartifacts"
-    experiment: str | None = None  # default: one experiment per world/model
+    experiment: str | None = None  # None: $MLFLOW_EXPERIMENT_NAME, else one per world/model
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,10 @@ class Stage:
     per_method: bool = False  # one DVC stage per entry of `methods` (train@inpo, train@dpo, ...)
     option: str = ""  # extra command-line words per stage, e.g. "--method {item}"
 
+    def declared(self, cfg: Config, item: str = "") -> list[Path]:
+        """Every path the stage writes, as DVC knows it: outputs, metrics and plots."""
+        return [f(cfg, item) for f in (*self.outs, *self.metrics, *(p.path for p in self.plots))]
+
     def dvc_names(self, cfg: Config) -> list[str]:
         return [f"{self.name}@{m}" for m in cfg.methods] if self.per_method else [self.name]
 
@@ -127,9 +131,17 @@ STAGES: tuple[Stage, ...] = (
         "one stage per method of `methods`: train@inpo, train@dpo, ...",
         params=("world", "method.{item}", "train", "model", "data", "sft"),
         inputs=(_p(layout.pair_index), _p(layout.sft_dir)),
-        outs=(_m(layout.train_weights), _m(layout.validation_grids)),
+        outs=(
+            _m(layout.train_weights),
+            _m(layout.validation_grids),
+            _m(layout.train_step_log),
+            _m(layout.validation_log),
+        ),
         metrics=(_m(layout.train_summary),),
-        plots=(Plot(_m(layout.training_curve), x="step", y="loss", title="training loss (${item})"),),
+        plots=(
+            Plot(_m(layout.training_curve), x="step", y="loss", title="training loss (${item})"),
+            Plot(_m(layout.training_curve_png)),
+        ),
         tracked=Tracked(
             summaries=(_m(layout.train_summary),),
             step_logs=(_m(layout.train_step_log), _m(layout.validation_log)),
@@ -155,7 +167,7 @@ STAGES: tuple[Stage, ...] = (
         "every configured scorer on every image; medians, means, win-rates with intervals",
         params=("world", "eval"),
         inputs=(_p(layout.generate_dir),),
-        outs=(_p(layout.scores_file),),
+        outs=(_p(layout.scores_file), _p(layout.scorer_info_file)),
         metrics=(_p(layout.score_metrics),),
         tracked=Tracked(
             summaries=(_p(layout.score_metrics),),
@@ -174,7 +186,12 @@ STAGES: tuple[Stage, ...] = (
         plots=(Plot(_p(layout.report_charts_dir)),),
         tracked=Tracked(
             summaries=(_p(layout.winrates_file),),
-            artifacts=((_p(layout.report_dir), "report"),),
+            artifacts=(
+                (_p(lambda c: layout.report_file(c, "md")), "report"),
+                (_p(lambda c: layout.report_file(c, "html")), "report"),
+                (_p(layout.winrates_file), "report"),
+                (_p(layout.report_charts_dir), "report/charts"),
+            ),
         ),
     ),
 )

@@ -8,7 +8,7 @@ import json
 
 from .. import layout
 from ..config import Config
-from ..curves import write_curve_tsv
+from ..curves import write_curve_png, write_curve_tsv
 from ..io import write_json_atomic
 
 
@@ -66,4 +66,5 @@ def run(cfg: Config, method: str | None = None) -> None:
         }
         write_json_atomic(run_.out_dir / "summary.json", summary)
         write_curve_tsv(result.metrics_path, layout.training_curve(cfg, name))  # for `dvc plots`
+        write_curve_png(result.metrics_path, layout.training_curve_png(cfg, name), f"{name} training")
         print(json.dumps(summary))

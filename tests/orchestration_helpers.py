@@ -1,0 +1,122 @@
+"""Helpers of the end-to-end orchestration tests: loopback servers, deployment runs, DVC calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def env_for(ws: Path, api: str, home: Path) -> dict[str, str]:
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ws),
+        "INPO_WORKSPACE": str(ws),
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DVC_NO_ANALYTICS": "1",
+    }
+
+
+def run_deployment(env: dict[str, str], ws: Path, *params: str) -> str:
+    """``prefect deployment run inpo/full --watch``; return the flow run id."""
+    args = [sys.executable, "-m", "prefect", "deployment", "run", "inpo/full", "--watch"]
+    for p in params:
+        args += ["--param", p]
+    out = subprocess.run(args, cwd=ws, env=env, capture_output=True, text=True, timeout=400)
+    text = out.stdout + out.stderr
+    ids = [w for w in text.replace("'", " ").split() if len(w) == 36 and w.count("-") == 4]
+    assert ids, f"no flow run id in the output of {args}:\n{text}"
+    return ids[0]
+
+
+def flow_run(api: str, run_id: str) -> dict:
+    return httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()
+
+
+def task_names(api: str, run_id: str) -> list[str]:
+    body = {"flow_runs": {"id": {"any_": [run_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
+    return [t["name"] for t in httpx.post(f"{api}/task_runs/filter", json=body, timeout=10).json()]
+
+
+def declared_in_lock(ws: Path) -> list[str]:
+    lock = yaml.safe_load((ws / "dvc.lock").read_text())["stages"]
+    return [o["path"].rstrip("/") for entry in lock.values() for o in entry.get("outs", [])]
+
+
+def dvc(ws: Path, env: dict[str, str], *args: str) -> str:
+    out = subprocess.run(["dvc", *args], cwd=ws, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout + out.stderr
+
+
+def dvc_json(ws: Path, env: dict[str, str], *args: str) -> Any:
+    out = subprocess.run(
+        ["dvc", *args, "--json"], cwd=ws, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    return json.loads(out.stdout)
+
+
+def guards_of(pid: int, running: bytes = b"") -> list[int]:
+    """Processes running ``python -m inpo.guard <pid> -- ...`` (a flow's commands), those whose
+    command line holds ``running`` when given."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().split(") ")[1][0]
+        except (OSError, IndexError):
+            continue
+        named = not running or running in argv
+        if b"inpo.guard" in argv and str(pid).encode() in argv and named and state != "Z":
+            found.append(int(proc.name))
+    return found
