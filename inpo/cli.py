@@ -54,6 +54,26 @@ STAGES: dict[tuple[str, ...], tuple[str, str]] = {
 }
 
 
+LEVELS = {-1: ("ERROR", "error"), 0: ("WARNING", "warning"), 1: ("INFO", "info"), 2: ("DEBUG", "debug")}
+
+
+def set_verbosity(level: int) -> None:
+    """``-q`` (-1) … ``-vv`` (2): Python logging, transformers' and diffusers' own verbosity (read from
+    the environment when they are imported, also by processes ``accelerate launch`` starts) and, at
+    ``-q``, progress bars off."""
+    import logging
+    import os
+
+    if level == 0:
+        return  # the libraries' defaults
+    py_level, lib_level = LEVELS[max(-1, min(2, level))]
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(py_level)
+    os.environ["TRANSFORMERS_VERBOSITY"] = os.environ["DIFFUSERS_VERBOSITY"] = lib_level
+    if level < 0:
+        os.environ["TQDM_DISABLE"] = "1"
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inpo",
@@ -73,6 +93,8 @@ def _build_parser() -> argparse.ArgumentParser:
             "--params", default=str(DEFAULT_PARAMS), help="params.yaml to read (default: %(default)s)"
         )
         sub.add_argument("overrides", nargs="*", metavar="section.key=value", help="dotted config overrides")
+        sub.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+        sub.add_argument("-q", "--quiet", action="count", default=0, help="errors only, no progress bars")
         sub.set_defaults(_module=module)
         stage = importlib.import_module(module)  # stage modules keep heavy imports inside run()
         if hasattr(stage, "add_arguments"):
@@ -84,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = vars(_build_parser().parse_args(argv))
     module, params, overrides = args.pop("_module"), args.pop("params"), args.pop("overrides")
+    set_verbosity(args.pop("verbose") - args.pop("quiet"))
     options = {k: v for k, v in args.items() if not k.startswith("command")}
     try:
         cfg = load_config(params, overrides)

@@ -33,11 +33,13 @@ import yaml
 from .config import Config, flatten, to_dict
 from .guard import pid_alive
 from .metric_keys import mlflow_key as metric_key
+from .model_runs import ModelRuns
 from .pipeline.stages import tracked_files
 
 # MLflow 3's UI opens an experiment by this tag: "finetuning" is one of its machine-learning kinds
 # (runs, metrics, charts), not the GenAI view (traces, token usage) it guesses for untagged ones
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "finetuning"
+WEIGHTS_TAG = "weights_sha256"  # on logged models and stage runs: the weights' content (inpo.identity)
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 BATCH = 100  # params/tags per log_batch call (MLflow's limit); metrics: 1000
 
@@ -263,11 +265,14 @@ class PipelineTracker:
         self.experiment_id = ensure_experiment(self.client, cfg, self.root, self.uri)
         self.run_id: str | None = None
         self.stage_runs: dict[str, str] = {}
+        self.models = ModelRuns(self.client, self.experiment_id, "", cfg, {})  # replaced by start()
 
     def start(self, run_name: str | None = None, tags: dict[str, str] | None = None) -> str:
         all_tags = {**pipeline_tags(self.cfg), "kind": "pipeline", **owner_tags(self.root), **(tags or {})}
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
         self.run_id = str(run.info.run_id)
+        model_tags = {**pipeline_tags(self.cfg), **git_state(self.root), **owner_tags(self.root)}
+        self.models = ModelRuns(self.client, self.experiment_id, self.run_id, self.cfg, model_tags)
         # dvc.lock changes while the stages run: its hash is logged by finish()
         _log_batches(self.client, self.run_id, params=run_params(self.cfg, self.root, with_lock=False))
         self.client.log_text(
@@ -303,8 +308,10 @@ class PipelineTracker:
         at = self.root.joinpath  # stage paths are relative to the project root, not to the cwd
         metrics = _metrics_from([at(p) for p in files["summary"]], [at(p) for p in files["steps"]])
         _log_batches(self.client, run_id, metrics=metrics, params=run_params(self.cfg, self.root))
-        if name in ("score", "report"):  # comparable across pipeline runs at the top level
-            _log_batches(self.client, self.run_id, metrics=metrics)
+        if name == "train":  # the method's own run: its curves beside the other methods'
+            self.models.log_training(method, at(files["steps"][0]), at(files["steps"][1]))
+        if name == "score":  # every model's numbers under shared names, one run per model
+            self.models.log_evaluation(at(files["summary"][0]))
         for path, artifact_dir in files["artifacts"]:
             self._log_path(run_id, at(path), artifact_dir)
         if files["model"] is not None and at(files["model"]).is_dir():
@@ -313,20 +320,35 @@ class PipelineTracker:
         self.stage_runs[stage] = run_id
         return run_id
 
-    def log_model(self, run_id: str, weights_dir: Path, stage: str) -> None:
-        """The UNet (or LoRA adapter) and its pipeline config: run artifacts under ``model/`` and an
-        MLflow logged model named after the stage."""
-        config_text = yaml.safe_dump(to_dict(self.cfg), sort_keys=False)
-        self.client.log_artifacts(run_id, str(weights_dir), "model/unet")
-        self.client.log_text(run_id, config_text, "model/pipeline-config.yaml")
-        model = self.client.create_logged_model(
-            self.experiment_id,
-            name=stage.replace("@", "-"),
-            source_run_id=run_id,
-            tags={"stage": stage, "lora": str(self.cfg.model.lora.enabled).lower()},
+    def log_model(self, run_id: str, weights_dir: Path, stage: str) -> str:
+        """The UNet (or LoRA adapter) as an MLflow logged model, once per content: weights already
+        logged in this experiment (same sha256, e.g. a stage DVC skipped) are referenced, not
+        copied again. The stage run gets ``model.id`` / ``model.logged`` (copy or reference) tags
+        and the pipeline config; returns the logged model's id."""
+        from .identity import HashCache, tree_sha256
+
+        cache = HashCache(Path(self.cfg.paths.checkpoints) / "cache" / "sha256.json")
+        sha = tree_sha256(weights_dir, cache)
+        cache.save()
+        found = self.client.search_logged_models(
+            [self.experiment_id], filter_string=f"tags.{WEIGHTS_TAG} = '{sha}'", max_results=1
         )
-        self.client.log_model_artifacts(model.model_id, str(weights_dir), "unet")
-        self.client.finalize_logged_model(model.model_id, "READY")
+        if found:
+            model_id, how = str(found[0].model_id), "reference"
+        else:
+            model = self.client.create_logged_model(
+                self.experiment_id,
+                name=stage.replace("@", "-"),
+                source_run_id=run_id,
+                tags={"stage": stage, WEIGHTS_TAG: sha, "lora": str(self.cfg.model.lora.enabled).lower()},
+            )
+            self.client.log_model_artifacts(model.model_id, str(weights_dir), "unet")
+            self.client.finalize_logged_model(model.model_id, "READY")
+            model_id, how = str(model.model_id), "copy"
+        _log_batches(self.client, run_id, tags={"model.id": model_id, "model.logged": how, WEIGHTS_TAG: sha})
+        config_text = yaml.safe_dump(to_dict(self.cfg), sort_keys=False)
+        self.client.log_text(run_id, config_text, "model/pipeline-config.yaml")
+        return model_id
 
     def _log_path(self, run_id: str, path: Path, artifact_dir: str) -> None:
         if path.is_dir():
@@ -339,6 +361,7 @@ class PipelineTracker:
         if self.run_id is not None:
             lock = file_sha256(self.root / "dvc.lock") or ""
             _log_batches(self.client, self.run_id, params={"dvc.lock.sha256": lock})
+            self.models.finish(status, {"dvc.lock.sha256": lock})
             if lock:
                 self.client.log_artifact(self.run_id, str(self.root / "dvc.lock"))
             self.client.set_terminated(self.run_id, status)

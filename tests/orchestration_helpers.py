@@ -104,9 +104,16 @@ def dvc_json(ws: Path, env: dict[str, str], *args: str) -> Any:
     return json.loads(out.stdout)
 
 
-def guards_of(pid: int, running: bytes = b"") -> list[int]:
+def guards_of(pid: int, running: bytes = b"", wait_s: float = 0.0) -> list[int]:
     """Processes running ``python -m inpo.guard <pid> -- ...`` (a flow's commands), those whose
-    command line holds ``running`` when given."""
+    command line holds ``running`` when given; ``wait_s``: wait that long for them to be gone."""
+    deadline = time.monotonic() + wait_s
+    while (found := _guards(pid, running)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return found
+
+
+def _guards(pid: int, running: bytes) -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -120,3 +127,21 @@ def guards_of(pid: int, running: bytes = b"") -> list[int]:
         if b"inpo.guard" in argv and str(pid).encode() in argv and named and state != "Z":
             found.append(int(proc.name))
     return found
+
+
+def start_flow_until_a_stage_runs(ws: Path, env: dict[str, str], *params: str) -> int:
+    """Start a deployment run (no ``--watch``) and wait until its flow runs ``dvc repro`` under a
+    guard; return the flow run's pid (from the workspace lock record)."""
+    args = [sys.executable, "-m", "prefect", "deployment", "run", "inpo/full"]
+    for p in params:
+        args += ["--param", p]
+    subprocess.run(args, cwd=ws, env=env, capture_output=True, text=True, timeout=120, check=True)
+    deadline, flow_pid, guards = time.monotonic() + 120, None, []
+    while time.monotonic() < deadline and not guards:
+        record = (ws / ".inpo-flow.lock").read_text() if (ws / ".inpo-flow.lock").exists() else ""
+        if record.strip():
+            flow_pid = json.loads(record)["pid"]
+            guards = guards_of(flow_pid, running=b"repro")
+        time.sleep(0.05)
+    assert flow_pid is not None and guards, "the flow never reached a stage"
+    return int(flow_pid)

@@ -3,9 +3,8 @@
 One shared pipeline run (module fixture): a project copy (fresh git repo) with a tiny SD1.5-shaped
 model and a 12-pair fixture; a real Prefect server on loopback; ``python -m flows.serve`` serving
 ``inpo/full``; one flow run through ``report`` (prepare, sft, train@inpo, train@dpo with 2 steps
-each, then generate, score and report on the toy prompts with 1 seed each).
-The other tests read what that run left: the Prefect API, ``dvc repro`` in the same copy, MLflow.
-"""
+each, then generate, score and report on the toy prompts with 1 seed each). The other tests read
+what that run left: the Prefect API, ``dvc repro`` in the same copy, MLflow."""
 
 from __future__ import annotations
 
@@ -32,6 +31,7 @@ from tests.orchestration_helpers import (
     free_port,
     guards_of,
     run_deployment,
+    start_flow_until_a_stage_runs,
     stop,
     task_names,
     wait_http,
@@ -132,6 +132,7 @@ def test_every_file_a_stage_wrote_is_a_dvc_output(pipeline: dict) -> None:
     seen = {line[3:] for line in seen_by_git if line}
     assert "outputs/train/inpo/summary.json" in seen and "outputs/train/inpo/loss.png" in seen
     assert not any(p.startswith("outputs/train/inpo/unet") for p in seen)  # DVC's own .gitignore
+    assert "base_model: model" in (ws / "outputs/train/inpo/unet/README.md").read_text()  # its card
 
 
 @pytest.mark.parametrize(
@@ -191,7 +192,9 @@ def test_mlflow_client_sees_params_metrics_artifacts(pipeline: dict) -> None:
     assert len(parent.data.params["dvc.lock.sha256"]) == 64
     assert parent.data.tags["world"] == "pairs" and parent.data.tags["base_model"] == "model"
 
-    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    children = client.search_runs(
+        [exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.kind = 'stage'"
+    )
     by_name = {r.info.run_name: r for r in children}
     assert sorted(by_name) == sorted(STAGES)
     train = by_name["train@inpo"]
@@ -207,15 +210,38 @@ def test_mlflow_client_sees_params_metrics_artifacts(pipeline: dict) -> None:
     history = {m.step: m.value for m in client.get_metric_history(train.info.run_id, "loss")}
     assert history == pytest.approx({0: losses[0], 1: losses[1]})  # per step, from metrics.jsonl
     arts = {a.path for a in client.list_artifacts(train.info.run_id, "model")}
-    assert arts == {"model/unet", "model/pipeline-config.yaml"}
-    files = {a.path for a in client.list_artifacts(train.info.run_id, "model/unet")}
-    assert "model/unet/diffusion_pytorch_model.safetensors" in files
+    assert arts == {"model/pipeline-config.yaml"}  # the weights: once, as the logged model
+    assert train.data.tags["model.logged"] == "copy"
+    files = {a.path for a in client.list_logged_model_artifacts(train.data.tags["model.id"], "unet")}
+    assert "unet/diffusion_pytorch_model.safetensors" in files
     assert by_name["prepare"].data.metrics["kept"] == 10.0  # 12 rows − 1 tie − 1 corrupt pair
-    # evaluation numbers reach the pipeline run itself (comparable across runs), report as artifacts
+    # one run per model under the pipeline run, every model under the same metric names
     metrics = json.loads((ws / "outputs/score/metrics.json").read_text())
-    assert parent.data.metrics["inpo/toy/oracle/win_rate"] == pytest.approx(
-        metrics["inpo/toy/oracle/win_rate"]
+    models = client.search_runs(
+        [exp.experiment_id], f"tags.kind = 'model' and tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
+    by_model = {r.info.run_name: r for r in models}
+    assert sorted(by_model) == ["base", "dpo", "inpo"]
+    for name in ("inpo", "dpo"):
+        run = by_model[name]
+        for stat in ("win_rate", "win_low", "win_high", "median"):
+            assert run.data.metrics[f"{stat}/toy/oracle"] == pytest.approx(
+                metrics[f"{name}/toy/oracle/{stat}"]
+            )
+        assert (
+            run.data.tags["method"] == name
+            and run.data.tags["git.commit"] == parent.data.params["git.commit"]
+        )
+        assert (
+            len(run.data.tags["dvc.lock.sha256"]) == 64 and "guidance" in run.data.tags["mlflow.note.content"]
+        )
+    assert "win_rate/toy/oracle" not in by_model["base"].data.metrics  # the baseline has medians only
+    assert by_model["base"].data.metrics["median/toy/oracle"] == pytest.approx(
+        metrics["base/toy/oracle/median"]
+    )
+    curve = {m.step: m.value for m in client.get_metric_history(by_model["inpo"].info.run_id, "loss")}
+    assert curve == pytest.approx({0: losses[0], 1: losses[1]})
+    assert not any(k.startswith(("inpo/", "dpo/")) for k in parent.data.metrics)  # one naming scheme
     report = {a.path for a in client.list_artifacts(by_name["report"].info.run_id, "report")}
     assert {"report/report.md", "report/report.html", "report/winrates.json"} <= report
 
@@ -289,24 +315,11 @@ def test_a_flow_killed_mid_stage_leaves_nothing_behind(pipeline: dict) -> None:
     run is Crashed (issue 11, part 2)."""
     ws, env, api = pipeline["ws"], pipeline["env"], pipeline["api"]
     pristine = (ws / "params.yaml").read_bytes()
-    args = [sys.executable, "-m", "prefect", "deployment", "run", "inpo/full", "--param", "until=prepare"]
-    args += ["--param", 'overrides=["data.max_pairs=7"]']
-    subprocess.run(args, cwd=ws, env=env, capture_output=True, text=True, timeout=120, check=True)
-    deadline, flow_pid, guards = time.monotonic() + 120, None, []
-    while time.monotonic() < deadline and not guards:
-        record = (ws / ".inpo-flow.lock").read_text() if (ws / ".inpo-flow.lock").exists() else ""
-        if record.strip():
-            flow_pid = json.loads(record)["pid"]
-            guards = guards_of(flow_pid, running=b"repro")
-        time.sleep(0.05)
-    assert flow_pid is not None and guards, "the flow never reached a stage"
+    flow_pid = start_flow_until_a_stage_runs(ws, env, "until=prepare", 'overrides=["data.max_pairs=7"]')
     killed_id = json.loads((ws / ".inpo-flow.lock").read_text())["flow_run_id"]
     os.kill(flow_pid, signal.SIGKILL)
     assert b"max_pairs: 7" in (ws / "params.yaml").read_bytes()  # left edited by the killed run
-    deadline = time.monotonic() + 15
-    while guards_of(flow_pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not guards_of(flow_pid), "the stage's process tree outlived the killed flow"
+    assert not guards_of(flow_pid, wait_s=15), "the stage's process tree outlived the killed flow"
 
     run_id = run_deployment(env, ws, "until=prepare", 'overrides=["data.max_pairs=9"]')
     assert flow_run(api, run_id)["state"]["type"] == "COMPLETED"
@@ -354,3 +367,34 @@ def test_dvc_experiments_show_and_diff_the_metrics(pipeline: dict) -> None:
     assert exps == {"pairs-6": 6, "pairs-8": 8}
     kept = dvc_json(ws, env, "metrics", "diff")["outputs/prepare/summary.json"]["kept"]
     assert kept["old"] == committed and kept["new"] == 8  # the workspace holds the last experiment
+
+
+def test_two_pipeline_runs_compare_per_method_and_weights_are_logged_once(pipeline: dict) -> None:
+    """A second pipeline run over the workspace's outputs (every stage as DVC left it): MLflow's
+    compare view finds each method's win-rates in both pipeline runs under one name; unchanged
+    weights are referenced, not uploaded again (issue 12)."""
+    from mlflow import MlflowClient
+
+    from inpo.config import load_config
+    from inpo.tracking import WEIGHTS_TAG, experiment_name, log_workspace, tracking_uri
+
+    ws = pipeline["ws"]
+    cfg = load_config(ws / "params.yaml")
+    client = MlflowClient(tracking_uri(cfg, ws))
+    exp = client.get_experiment_by_name(experiment_name(cfg))
+    second = log_workspace(cfg, ws, STAGES, cached=True, run_name="second look")
+    inpo_runs = client.search_runs(
+        [exp.experiment_id],
+        "tags.kind = 'model' and tags.method = 'inpo' and metrics.`win_rate/toy/oracle` >= 0",
+    )
+    parents = {r.data.tags["mlflow.parentRunId"] for r in inpo_runs}
+    assert second in parents and len(parents) == 2  # the fixture's flow run and this one
+    train = client.search_runs(
+        [exp.experiment_id], f"tags.mlflow.parentRunId = '{second}' and tags.stage = 'train'"
+    )
+    by_stage = {r.info.run_name: r for r in train}
+    inpo_stage = by_stage["train@inpo"]  # its weights were logged by the first run
+    assert inpo_stage.data.tags["model.logged"] == "reference"
+    sha = inpo_stage.data.tags[WEIGHTS_TAG]
+    logged = client.search_logged_models([exp.experiment_id], filter_string=f"tags.{WEIGHTS_TAG} = '{sha}'")
+    assert len(logged) == 1 and str(logged[0].model_id) == inpo_stage.data.tags["model.id"]

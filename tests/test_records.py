@@ -4,6 +4,7 @@ about ``dvc status`` afterwards."""
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -46,7 +47,9 @@ def test_experiments_open_as_model_training_and_stage_runs_span_the_stage(tmp_pa
 
 def test_loss_curve_is_written_as_a_png(tmp_path) -> None:
     log = tmp_path / "metrics.jsonl"
-    log.write_text("".join(f'{{"step": {i}, "loss": {0.7 - 0.01 * i}, "implicit_acc": 0.5}}\n' for i in range(5)))
+    log.write_text(
+        "".join(f'{{"step": {i}, "loss": {0.7 - 0.01 * i}, "implicit_acc": 0.5}}\n' for i in range(5))
+    )
     png = write_curve_png(log, tmp_path / "loss.png", "inpo training")
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -94,3 +97,58 @@ def test_an_edit_made_during_a_run_is_never_overwritten(tmp_path: Path) -> None:
     assert params.read_bytes() == edited
     assert (tmp_path / "params.yaml.before-flow-run").read_bytes() == pristine
     assert any("edited during the flow run" in s for s in said)
+
+
+def test_model_metrics_share_one_name_per_quantity() -> None:
+    from inpo.model_runs import model_description, model_metrics, models_in
+
+    flat = {
+        "base/toy/oracle/median": 0.4,
+        "inpo/toy/oracle/median": 0.5,
+        "inpo/toy/oracle/win_rate": 0.7,
+        "inpo/toy/oracle/win_low": 0.6,
+        "dpo/parti/clip/win_rate": 0.55,
+        "base/toy/diversity": 0.3,
+    }
+    assert models_in(flat) == ["base", "inpo", "dpo"]
+    assert model_metrics(flat, "inpo") == {
+        "median/toy/oracle": 0.5,
+        "win_rate/toy/oracle": 0.7,
+        "win_low/toy/oracle": 0.6,
+    }
+    assert model_metrics(flat, "base") == {"median/toy/oracle": 0.4, "diversity/toy": 0.3}
+    cfg = load_config(DEFAULT_PARAMS)
+    said = model_description(cfg, "inpo")
+    assert said.startswith("INPO from") and "beta 5000" in said and f"guidance {cfg.sample.guidance}" in said
+    assert "untrained" in model_description(cfg, "base")
+
+
+def test_model_card_says_what_the_weights_are() -> None:
+    import yaml
+
+    from inpo.model_card import model_card
+
+    cfg = load_config(DEFAULT_PARAMS)
+    card = model_card(cfg, "inpo", cfg.model.base, {"method": "inpo", "steps": 10, "loss": 0.69})
+    _, front, body = card.split("---\n", 2)
+    meta = yaml.safe_load(front)
+    assert meta["base_model"] == cfg.model.base and meta["library_name"] == "diffusers" and "inpo" in meta["tags"]
+    assert "DDIM-InPO" in body and '"beta": 5000.0' in body and '"steps": 10' in body
+    assert "UNet2DConditionModel.from_pretrained" in body
+    lora = load_config(DEFAULT_PARAMS, ["model.lora.enabled=true"])
+    assert "PeftModel.from_pretrained" in model_card(lora, "dpo", "x", {})
+
+
+@pytest.mark.parametrize(("flag", "lib", "bars_off"), [("-q", "error", True), ("-vv", "debug", False)])
+def test_verbosity_flags_reach_the_libraries(monkeypatch, capsys, flag, lib, bars_off) -> None:
+    import logging
+
+    from inpo.cli import main
+
+    for key in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY", "TQDM_DISABLE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(logging.getLogger(), "level", logging.getLogger().level)  # restored after
+    assert main(["config", flag, "train.max_steps=3"]) == 0
+    assert "max_steps: 3" in capsys.readouterr().out
+    assert os.environ["TRANSFORMERS_VERBOSITY"] == os.environ["DIFFUSERS_VERBOSITY"] == lib
+    assert ("TQDM_DISABLE" in os.environ) is bars_off

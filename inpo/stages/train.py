@@ -10,6 +10,7 @@ from .. import layout
 from ..config import Config
 from ..curves import write_curve_png, write_curve_tsv
 from ..io import write_json_atomic
+from ..model_card import write_model_card
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,4 +68,6 @@ def run(cfg: Config, method: str | None = None) -> None:
         write_json_atomic(run_.out_dir / "summary.json", summary)
         write_curve_tsv(result.metrics_path, layout.training_curve(cfg, name))  # for `dvc plots`
         write_curve_png(result.metrics_path, layout.training_curve_png(cfg, name), f"{name} training")
+        origin = f"the SFT stage's UNet ({layout.sft_weights(cfg)})" if cfg.sft.enabled else cfg.model.base
+        write_model_card(layout.train_weights(cfg, name), cfg, name, origin, summary)
         print(json.dumps(summary))
