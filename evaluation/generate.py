@@ -129,6 +129,11 @@ def model_specs(cfg: Config, names: Sequence[str] | None = None) -> list[ModelSp
     return specs
 
 
+def model_names(cfg: Config) -> list[str]:
+    """Every model the config evaluates, in :func:`model_specs`' order (without loading anything)."""
+    return [BASE_MODEL, *cfg.methods, *(["sft"] if cfg.sft.enabled else []), *cfg.sample.extra_models]
+
+
 def sampling_resolution(sample_cfg: SampleConfig) -> int | None:
     """The square image side from ``sample.height``/``sample.width`` (None: the UNet's native size)."""
     h, w = sample_cfg.height, sample_cfg.width
@@ -319,23 +324,29 @@ def generate_images(
         "baseline": BASE_MODEL,
         "settings": settings,
     }
-    table, metadata = _keep_other_models(root / MANIFEST_FILE, table, metadata, items)
+    configured = model_names(cfg)
+    table, metadata = _keep_other_models(root / MANIFEST_FILE, table, metadata, items, configured)
     write_manifest(table, root / MANIFEST_FILE, metadata)
     return table
 
 
 def _keep_other_models(
-    path: Path, table: pd.DataFrame, metadata: dict[str, Any], items: Sequence[EvalItem]
+    path: Path,
+    table: pd.DataFrame,
+    metadata: dict[str, Any],
+    items: Sequence[EvalItem],
+    configured: Sequence[str],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Add the rows of models an earlier run generated (e.g. before ``--models dpo``) to the manifest,
-    where every current item's image of that model still exists."""
+    where every current item's image of that model still exists and the config still names the
+    model (a method dropped from ``methods`` leaves its images on disk, not in the manifest)."""
     if not path.is_file():
         return table, metadata
     old, old_meta = read_manifest(path)
     keys = {(it.prompt_set, it.prompt_id, it.seed) for it in items}
     kept_models = []
     for model in old_meta.get("models", []):
-        if model in metadata["models"]:
+        if model in metadata["models"] or model not in configured:
             continue
         rows = old[old["model"] == model]
         rows = rows[[k in keys for k in zip(rows["prompt_set"], rows["prompt_id"], rows["seed"])]]

@@ -32,10 +32,12 @@ from flows.workspace import (
     run_check,
     run_dvc_stage,
     status_note,
+    stream_command,
     workspace_lock,
 )
 
 STAGE_RETRIES = 2
+WORKSPACE_WAIT_S = 12 * 3600.0  # a second flow run in one workspace queues this long, then fails
 
 
 def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -87,6 +89,14 @@ def dvc_stage(root: str, stage: str) -> dict[str, Any]:
     }
 
 
+@task(name="dvc-push", cache_policy=NO_CACHE, retries=STAGE_RETRIES, retry_delay_seconds=10)
+def push_results(root: str) -> None:
+    """``dvc push``: data, weights and outputs to the configured remote."""
+    rc, tail = stream_command(["dvc", "push"], Path(root), get_run_logger().info)
+    if rc != 0:
+        raise StageError(f"dvc push failed (exit code {rc}):\n{tail}", transient=True)
+
+
 @task(name="track", task_run_name="track-{stage}", cache_policy=NO_CACHE)
 def track_stage(tracker: Any, stage: str, result: dict[str, Any]) -> str:
     """The stage's MLflow run, spanning the stage's real start and end."""
@@ -108,11 +118,16 @@ def inpo(
     track: bool = True,
     workspace: str | None = None,
     keep_overrides: bool = False,
+    workspace_wait_s: float = WORKSPACE_WAIT_S,
+    dvc_push: bool = False,
 ) -> list[dict[str, Any]]:
     """Run the pipeline with config overrides (dotted ``section.key=value`` strings; the named
     parameters are shortcuts for common ones and come first, so ``overrides`` wins). params.yaml
     is restored at the end (``keep_overrides``: left with the overrides, so that ``dvc status`` is
-    clean for what ran); the flow says what ``dvc status`` reports afterwards."""
+    clean for what ran); the flow says what ``dvc status`` reports afterwards. A second run in the
+    same workspace queues for up to ``workspace_wait_s`` seconds (0: fail at once). ``dvc_push``:
+    ``dvc push`` the results to the DVC remote at the end (the GPU deployments, whose containers
+    are thrown away)."""
     import yaml
 
     from inpo.config import load_config
@@ -121,7 +136,10 @@ def inpo(
     params_path = root / "params.yaml"
     logger = get_run_logger()
     run_id = str(flow_run.get_id())
-    with workspace_lock(root, holder=f"flow run {run_id}", flow_run_id=run_id) as previous:
+    lock = workspace_lock(
+        root, holder=f"flow run {run_id}", wait_s=workspace_wait_s, log=logger.info, flow_run_id=run_id
+    )
+    with lock as previous:
         recover_killed_run(root, previous, logger.warning, _config_or_none(params_path))
         raw = yaml.safe_load(params_path.read_text()) or {}
         all_overrides = named_overrides(raw, methods, beta, inversion_steps, max_steps, model, prompt_sets)
@@ -148,6 +166,8 @@ def inpo(
                 if tracker is not None:
                     tracker.finish("FAILED")
                 raise
+        if dvc_push:
+            push_results(str(root))
         note = status_note(dvc_status(root), all_overrides, kept=keep_overrides, ran=stages)
         logger.info(note)
         if tracker is not None:

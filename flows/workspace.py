@@ -80,25 +80,40 @@ def stage_env(root: Path) -> dict[str, str]:
     return env
 
 
+LOCK_POLL_S = 1.0
+
+
 @contextmanager
-def workspace_lock(root: Path, holder: str, **record: str) -> Iterator[dict[str, Any] | None]:
+def workspace_lock(
+    root: Path, holder: str, wait_s: float = 0.0, log: Callable[[str], None] = print, **record: str
+) -> Iterator[dict[str, Any] | None]:
     """Hold ``<root>/.inpo-flow.lock`` (an OS lock: freed if the process dies) or refuse clearly.
 
     Yields what a previous holder left in the file: a holder that ended normally empties it, so a
     record there means that run was killed, or ended on an exception that may not have reached its
-    Prefect server (its pid, flow run id and start time: see :mod:`flows.recovery`). ``record``: more fields to store for this holder (e.g. the flow run id)."""
+    Prefect server (its pid, flow run id and start time: see :mod:`flows.recovery`). ``record``:
+    more fields to store for this holder (e.g. the flow run id). ``wait_s``: how long a second run
+    queues for the lock (saying so once through ``log``) before it gives up."""
     path = root / LOCK_FILE
     fh = open(path, "a+")
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        info = fh.read().strip() or "unknown holder"
-        fh.close()
-        raise WorkspaceBusyError(
-            f"workspace {root} is busy: another inpo flow run holds {path} ({info}). One flow run per "
-            "workspace at a time: wait for it to finish (or cancel it), or use another checkout."
-        ) from None
+    deadline, told = time.monotonic() + wait_s, False
+    while True:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            fh.seek(0)
+            info = fh.read().strip() or "unknown holder"
+            if time.monotonic() >= deadline:
+                fh.close()
+                raise WorkspaceBusyError(
+                    f"workspace {root} is busy: another inpo flow run holds {path} ({info}). One flow run "
+                    "per workspace at a time: wait for it to finish (or cancel it), or use another checkout."
+                ) from None
+            if not told:
+                log(f"workspace {root} is busy ({info}): queued, waiting up to {wait_s:.0f} s for it")
+                told = True
+            time.sleep(min(LOCK_POLL_S, max(0.0, deadline - time.monotonic())))
     try:
         fh.seek(0)
         try:

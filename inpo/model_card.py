@@ -34,10 +34,9 @@ def _load_snippet(cfg: Config) -> list[str]:
         f'pipe = DiffusionPipeline.from_pretrained("{cfg.model.base}")',
     ]
     if cfg.model.lora.enabled:
-        return [
+        return [  # diffusers' layout; lora_kohya.safetensors beside it for kohya-ss / A1111 / ComfyUI
             *lines,
-            "from peft import PeftModel",
-            'pipe.unet = PeftModel.from_pretrained(pipe.unet, "path/to/this/folder")',
+            'pipe.load_lora_weights("path/to/this/folder")  # pytorch_lora_weights.safetensors',
         ]
     return [
         *lines,

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 stamp=.venv/.inpo-setup-stamp
-want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$( (cat requirements.txt pyproject.toml; echo "${TORCH_INDEX_URL:-}") | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/inpo ]; then
   exit 0
 fi
@@ -19,6 +19,13 @@ pip_install() {  # pip's own exit status, with the machine's noisy index warning
   grep -v "^WARNING: Location" .venv/pip.log >&2 || true
   return $rc
 }
+# One switch for the torch build: PyPI's wheels (the default) are the CUDA build on x86_64 Linux (GPU
+# machines; about 3 GB of CUDA libraries). On a CPU-only machine with access to PyTorch's own index:
+#   TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu scripts/setup.sh
+# installs the same torch/torchvision versions as CPU builds first (requirements.txt is then met).
+if [ -n "${TORCH_INDEX_URL:-}" ]; then
+  pip_install --index-url "$TORCH_INDEX_URL" $(grep -E '^(torch|torchvision)==' requirements.txt)
+fi
 pip_install -r requirements.txt
 pip_install --no-deps -e .
 .venv/bin/python -c "import torch, torchvision, diffusers, transformers, open_clip, prefect, mlflow, dvc" \

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +147,39 @@ def start_flow_until_a_stage_runs(ws: Path, env: dict[str, str], *params: str) -
         time.sleep(0.05)
     assert flow_pid is not None and guards, "the flow never reached a stage"
     return int(flow_pid)
+
+
+def start_mlflow_server(ws: Path, env: dict[str, str], uri: str, port: int) -> subprocess.Popen:
+    """``mlflow server`` on loopback over the store ``uri`` (stop it with :func:`stop`)."""
+    args = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", uri]
+    args += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env = {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return subprocess.Popen(args, cwd=ws, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def images_written(ws: Path) -> dict[str, int]:
+    """When each model's toy images were last written (mtime_ns of one image per model folder)."""
+    return {p.parent.parent.name: p.stat().st_mtime_ns for p in (ws / "outputs/generate").glob("*/toy/*.png")}
+
+
+@contextmanager
+def prefect_server_and_serve(ws: Path, env: dict[str, str], port: int, logs: Path) -> Iterator[None]:
+    """A Prefect server on loopback ``port`` and ``python -m flows.serve`` serving ``inpo/full`` from
+    ``ws``, both stopped on exit (their logs: ``logs/server.log``, ``logs/serve.log``)."""
+    api = f"http://127.0.0.1:{port}/api"
+    args = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with open(logs / "server.log", "w") as log, open(logs / "serve.log", "w") as serve_log:
+        server = subprocess.Popen(
+            [*args, "--analytics-off"], cwd=logs, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        served = None
+        try:
+            wait_http(f"{api}/health", 90, server)
+            serve = [sys.executable, "-m", "flows.serve"]
+            served = subprocess.Popen(serve, cwd=ws, env=env, stdout=serve_log, stderr=subprocess.STDOUT)
+            wait_http(f"{api}/deployments/name/inpo/full", 90, served)
+            yield
+        finally:
+            if served is not None:
+                stop(served)
+            stop(server)

@@ -111,3 +111,27 @@ def test_unknown_lora_target_modules_are_named(cfg: ModelConfig) -> None:
     c = load_components(cfg)
     with pytest.raises(ValueError, match="model.lora.target_modules"):
         add_lora_adapter(c.unet, replace(LORA, target_modules=["no_such_layer"]))
+
+
+def test_lora_exports_to_the_kohya_layout_that_diffusers_reads_back(cfg: ModelConfig, tmp_path: Path) -> None:
+    """The kohya/A1111/ComfyUI file holds the same adapter: loaded by diffusers' own kohya converter
+    it gives the trained prediction (alpha 2 ≠ rank 4, so a wrong alpha would show)."""
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import load_file
+
+    from inpo.models.lora_export import export_kohya
+
+    lora_cfg = replace(cfg, lora=LORA)
+    c = load_components(lora_cfg)
+    build_reference(c.unet, lora_cfg)
+    _perturb(lora_parameters(c.unet), seed=3)
+    trained = _eps(c)
+    kohya = export_kohya(save_unet_weights(c.unet, tmp_path / "lora", lora=True))
+    state = load_file(kohya)
+    assert all(k.startswith("lora_unet_") for k in state)
+    downs = [k for k in state if k.endswith(".lora_down.weight")]
+    assert downs and len(state) == 3 * len(downs)  # down, up, alpha per module
+    assert all(float(state[k.replace(".lora_down.weight", ".alpha")]) == LORA.alpha for k in downs)
+    pipe = StableDiffusionPipeline.from_pretrained(cfg.pretrained)
+    pipe.load_lora_weights(str(kohya.parent), weight_name=kohya.name)
+    assert torch.allclose(_eps(c, pipe.unet), trained, atol=1e-5)

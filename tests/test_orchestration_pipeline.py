@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -30,8 +29,11 @@ from tests.orchestration_helpers import (
     flow_run,
     free_port,
     guards_of,
+    images_written,
+    prefect_server_and_serve,
     run_deployment,
     start_flow_until_a_stage_runs,
+    start_mlflow_server,
     stop,
     task_names,
     wait_http,
@@ -54,45 +56,11 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = env_for(ws, api, base / "prefect-home")
-    log = open(base / "server.log", "w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--analytics-off",
-        ],
-        cwd=base,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    served = None
-    try:
-        wait_http(f"{api}/health", 90, server)
-        served = subprocess.Popen(
-            [sys.executable, "-m", "flows.serve"],
-            cwd=ws,
-            env=env,
-            stdout=open(base / "serve.log", "w"),
-            stderr=subprocess.STDOUT,
-        )
-        wait_http(f"{api}/deployments/name/inpo/full", 90, served)
+    with prefect_server_and_serve(ws, env, port, base):
         t1 = time.perf_counter()
         run_id = run_deployment(env, ws, f"until={UNTIL}")
         timings = {"setup_s": t1 - t0, "flow_s": time.perf_counter() - t1}
         yield {"ws": ws, "api": api, "env": env, "run_id": run_id, "timings": timings, "base": base}
-    finally:
-        if served is not None:
-            stop(served)
-        stop(server)
-        log.close()
 
 
 def test_flow_run_completes_through_the_api(pipeline: dict) -> None:
@@ -159,8 +127,15 @@ def test_dvc_repro_skips_unchanged_and_reruns_only_downstream(pipeline: dict) ->
     assert "Running stage" not in again
     assert again.count("didn't change, skipping") == len(STAGES)
 
+    before = images_written(ws)
     write_params(ws / "params.yaml", ["method.dpo.beta=2500"])
     changed = dvc(ws, env, "repro", UNTIL)
+    after = images_written(
+        ws
+    )  # generate reran, but only dpo's images were redrawn (issue 12: persist + keys)
+    assert (
+        after["base"] == before["base"] and after["inpo"] == before["inpo"] and after["dpo"] > before["dpo"]
+    )
     ran = [line.split("'")[1] for line in changed.splitlines() if line.startswith("Running stage")]
     # β of dpo changes only dpo's training and what reads its UNet (not prepare, sft or train@inpo);
     # score and report follow only if the 8-bit images changed (DVC compares output hashes: with
@@ -253,25 +228,7 @@ def test_mlflow_server_rest_api(pipeline: dict) -> None:
     ws = pipeline["ws"]
     cfg = load_config(ws / "params.yaml")
     port = free_port()
-    env = {**pipeline["env"], "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            tracking_uri(cfg, ws),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=ws,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_mlflow_server(ws, pipeline["env"], tracking_uri(cfg, ws), port)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/health", 90, server)
@@ -398,3 +355,46 @@ def test_two_pipeline_runs_compare_per_method_and_weights_are_logged_once(pipeli
     sha = inpo_stage.data.tags[WEIGHTS_TAG]
     logged = client.search_logged_models([exp.experiment_id], filter_string=f"tags.{WEIGHTS_TAG} = '{sha}'")
     assert len(logged) == 1 and str(logged[0].model_id) == inpo_stage.data.tags["model.id"]
+
+
+def test_gpu_work_pool_files_are_accepted_by_prefect(pipeline: dict) -> None:
+    """deploy/pools/*.json and prefect.yaml's GPU deployments through `prefect work-pool create` and
+    `prefect deploy` (no Docker or GPU: the server checks job variables against the pool template)."""
+    from prefect.utilities.templating import apply_values
+
+    ws, api = pipeline["ws"], pipeline["api"]
+    env = {**pipeline["env"], "INPO_REPOSITORY": "https://example.invalid/inpo.git"}
+    env |= {"INPO_IMAGE": "registry.invalid/inpo:test", "MLFLOW_TRACKING_URI": "http://mlflow.invalid:5000"}
+    prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
+    for pool, kind in (("inpo-docker-gpu", "docker"), ("inpo-k8s-gpu", "kubernetes")):
+        template = f"deploy/pools/{kind}-gpu.json"
+        create = [*prefect, "work-pool", "create", pool, "--type", kind, "--base-job-template", template]
+        subprocess.run(create, cwd=ws, env=env, check=True, capture_output=True, timeout=120)
+    out = subprocess.run(
+        [*prefect, "deploy", "--name", "full-docker-gpu", "--name", "full-k8s-gpu"],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    k8s = httpx.get(f"{api}/deployments/name/inpo/full-k8s-gpu", timeout=10).json()
+    assert k8s["job_variables"]["image"] == "registry.invalid/inpo:test" and k8s["parameters"] == {
+        "dvc_push": True
+    }
+    assert k8s["pull_steps"][0]["prefect.deployments.steps.git_clone"]["repository"].startswith(
+        "https://example"
+    )
+    pool = httpx.get(f"{api}/work_pools/inpo-k8s-gpu", timeout=10).json()["base_job_template"]
+    defaults = {k: v.get("default") for k, v in pool["variables"]["properties"].items()}
+    job = apply_values(pool["job_configuration"], {**defaults, **k8s["job_variables"]})
+    container = job["job_manifest"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 8 and container["image"].endswith(
+        "inpo:test"
+    )
+    docker = httpx.get(f"{api}/deployments/name/inpo/full-docker-gpu", timeout=10).json()
+    pool = httpx.get(f"{api}/work_pools/inpo-docker-gpu", timeout=10).json()["base_job_template"]
+    defaults = {k: v.get("default") for k, v in pool["variables"]["properties"].items()}
+    job = apply_values(pool["job_configuration"], {**defaults, **docker["job_variables"]})
+    assert job["container_create_kwargs"]["device_requests"][0]["capabilities"] == [["gpu"]]

@@ -72,6 +72,28 @@ def test_second_flow_run_in_a_workspace_is_refused(tmp_path: Path) -> None:
         pass
 
 
+def test_a_second_run_queues_for_the_workspace(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    said: list[str] = []
+    held = threading.Event()
+
+    def first() -> None:
+        with workspace_lock(tmp_path, holder="flow run A"):
+            held.set()
+            time.sleep(1.5)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    held.wait(10)
+    start = time.monotonic()
+    with workspace_lock(tmp_path, holder="flow run B", wait_s=30, log=said.append):
+        waited = time.monotonic() - start
+    thread.join()
+    assert 0.5 < waited < 10 and len(said) == 1 and "flow run A" in said[0] and "queued" in said[0]
+
+
 def test_a_holder_ending_on_an_exception_leaves_its_record(tmp_path: Path) -> None:
     """SIGTERM (or any exception) may end a flow after its server is gone, so its final state never
     reaches the API: the next holder gets the record and checks; a clean end leaves none."""

@@ -40,7 +40,9 @@ def test_dvc_stage_outputs_are_the_table_outputs() -> None:
     assert list(_dvc_stages()) == [s.name for s in STAGES]
     for stage in STAGES:
         item = "${item}" if stage.per_method else ""
-        assert _entry(stage.name)["outs"] == [f(cfg, item).as_posix() for f in stage.outs], stage.name
+        outs = [o if isinstance(o, str) else next(iter(o)) for o in _entry(stage.name)["outs"]]
+        assert outs == [f(cfg, item).as_posix() for f in stage.outs], stage.name
+    assert _entry("generate")["outs"] == [{"${paths.outputs}/generate": {"persist": True}}]
     assert _entry("prepare")["outs"] == [layout.pair_index(cfg).as_posix()]
     assert _entry("prepare")["outs"] == ["${paths.outputs}/prepare/pairs.parquet"]
     assert _entry("world_pairs")["outs"] == ["${paths.data}/world-pairs"]

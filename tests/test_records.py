@@ -136,7 +136,7 @@ def test_model_card_says_what_the_weights_are() -> None:
     assert "DDIM-InPO" in body and '"beta": 5000.0' in body and '"steps": 10' in body
     assert "UNet2DConditionModel.from_pretrained" in body
     lora = load_config(DEFAULT_PARAMS, ["model.lora.enabled=true"])
-    assert "PeftModel.from_pretrained" in model_card(lora, "dpo", "x", {})
+    assert "pipe.load_lora_weights" in model_card(lora, "dpo", "x", {})
 
 
 @pytest.mark.parametrize(("flag", "lib", "bars_off"), [("-q", "error", True), ("-vv", "debug", False)])

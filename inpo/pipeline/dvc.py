@@ -75,7 +75,10 @@ def stage_entry(stage: Stage, root: Path) -> dict[str, Any]:
         "cmd": cmd,
         "deps": [_path(f, cfg, item) for f in stage.inputs] + code_deps(stage, root),
         "params": [p.format(item=ITEM) for p in stage.params],
-        "outs": [_path(f, cfg, item) for f in stage.outs],
+        "outs": [
+            {_path(f, cfg, item): {"persist": True}} if stage.persist else _path(f, cfg, item)
+            for f in stage.outs
+        ],
     }
     if stage.metrics:
         entry["metrics"] = [{_path(f, cfg, item): {"cache": False}} for f in stage.metrics]

@@ -67,6 +67,9 @@ class Stage:
     plots: tuple[Plot, ...] = ()
     tracked: Tracked = field(default_factory=Tracked)
     per_method: bool = False  # one DVC stage per entry of `methods` (train@inpo, train@dpo, ...)
+    # outputs DVC must not delete before a rerun: the stage keys what it keeps itself (generate keys
+    # each model's images by its weights' content and the sampler, so only what changed is redrawn)
+    persist: bool = False
     option: str = ""  # extra command-line words per stage, e.g. "--method {item}"
 
     def declared(self, cfg: Config, item: str = "") -> list[Path]:
@@ -155,10 +158,12 @@ STAGES: tuple[Stage, ...] = (
         "generate",
         "generate",
         "inpo.stages.generate",
-        "images of the base and of every trained method, fixed prompts and seeds",
+        "images of the base and of every trained method, fixed prompts and seeds; each model's images are\n"
+        "  # kept across reruns (persist) and redrawn only when its weights or the sampler changed",
         params=("methods", "model", "sft", "sample", "eval"),
         inputs=(_p(layout.train_root), _p(layout.sft_dir)),
         outs=(_p(layout.generate_dir),),
+        persist=True,
     ),
     Stage(
         "score",

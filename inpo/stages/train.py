@@ -70,4 +70,8 @@ def run(cfg: Config, method: str | None = None) -> None:
         write_curve_png(result.metrics_path, layout.training_curve_png(cfg, name), f"{name} training")
         origin = f"the SFT stage's UNet ({layout.sft_weights(cfg)})" if cfg.sft.enabled else cfg.model.base
         write_model_card(layout.train_weights(cfg, name), cfg, name, origin, summary)
+        if cfg.model.lora.enabled:  # the same adapter for kohya-ss / AUTOMATIC1111 / ComfyUI
+            from ..models.lora_export import export_kohya
+
+            print(f"kohya-layout LoRA: {export_kohya(layout.train_weights(cfg, name))}")
         print(json.dumps(summary))
