@@ -160,3 +160,27 @@ def test_kept_ties_reach_the_loss_as_soft_labels(world, tmp_path):
     assert result.steps == 2
     with pytest.raises(PairDataError, match="tie"):
         train(run_spec(cfg, "sft"))  # refused before the model is loaded
+
+
+def test_restart_and_resume_from_a_named_step_set_checkpoints_aside(world, tmp_path, capsys):
+    """``inpo train --resume-from STEP`` / ``--restart``: the later checkpoints (or all) move aside,
+    nothing is deleted, and training continues from that step (or from 0)."""
+    from inpo.errors import InputError
+    from inpo.stages.train import _choose_start
+
+    over = ["train.max_steps=3", "train.checkpoint_every=1", "train.keep_checkpoints=3"]
+    cfg = make_config(tmp_path, world, overrides=over)
+    first = train(run_spec(cfg, "dpo"))
+    folder = run_spec(cfg, "dpo").ckpt_dir
+    assert [p.name for p in checkpoint_dirs(folder)][-3:] == ["step-000001", "step-000002", "step-000003"]
+    with pytest.raises(InputError, match="steps"):
+        _choose_start(folder, "dpo", 7)
+    _choose_start(folder, "dpo", 1)
+    assert latest_checkpoint(folder).name == "step-000001"
+    aside = [p for p in folder.parent.iterdir() if ".set-aside-" in p.name]
+    assert len(aside) == 1 and sorted(p.name for p in aside[0].iterdir()) == ["step-000002", "step-000003"]
+    again = train(run_spec(cfg, "dpo"))
+    assert again.resumed_from == 1 and again.last["loss"] == pytest.approx(first.last["loss"])
+    _choose_start(folder, "dpo", None)  # --restart
+    assert latest_checkpoint(folder) is None and "all checkpoints moved" in capsys.readouterr().out
+    assert train(run_spec(cfg, "dpo")).resumed_from == 0

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from .. import layout
 from ..config import Config
 from ..curves import write_curve_png, write_curve_tsv
+from ..errors import InputError
 from ..io import write_json_atomic
 from ..model_card import write_model_card
 
@@ -16,6 +18,19 @@ from ..model_card import write_model_card
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method", default=None, help="train only this method (default: every one in `methods`)"
+    )
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
+        "--restart",
+        action="store_true",
+        help="start from step 0: this run's checkpoints are moved aside (default: resume from the latest)",
+    )
+    start.add_argument(
+        "--resume-from",
+        type=int,
+        default=None,
+        metavar="STEP",
+        help="resume from this run's checkpoint at STEP (later ones are moved aside)",
     )
 
 
@@ -37,7 +52,9 @@ def preflight(cfg: Config, method: str | None = None) -> None:
     check_pair_index(cfg, need_a_winner(cfg, [method] if method else list(cfg.methods)))
 
 
-def run(cfg: Config, method: str | None = None) -> None:
+def run(
+    cfg: Config, method: str | None = None, restart: bool = False, resume_from: int | None = None
+) -> None:
     from ..models.starting import starting_model
     from ..train.loop import train
     from ..train.run import training_run
@@ -58,6 +75,8 @@ def run(cfg: Config, method: str | None = None) -> None:
             model=start,
             validate=validation_hook(cfg),
         )
+        if restart or resume_from is not None:
+            _choose_start(run_.ckpt_dir, name, -1 if restart else resume_from)
         result = train(run_)
         summary = {
             "method": name,
@@ -75,3 +94,16 @@ def run(cfg: Config, method: str | None = None) -> None:
 
             print(f"kohya-layout LoRA: {export_kohya(layout.train_weights(cfg, name))}")
         print(json.dumps(summary))
+
+
+def _choose_start(folder: Path, name: str, step: int | None) -> None:
+    """``--restart`` (step -1) / ``--resume-from STEP``: set aside the checkpoints after ``step``."""
+    from ..train.checkpoint import checkpoint_dirs, checkpoint_step, set_aside
+
+    steps = [checkpoint_step(d) for d in checkpoint_dirs(folder)]
+    if step is not None and step >= 0 and step not in steps:
+        raise InputError(f"--resume-from {step}: {folder} has checkpoints at steps {steps or 'none'}")
+    aside = set_aside(folder, after_step=-1 if step is None else step)
+    if aside is not None:
+        which = "all checkpoints" if step is None or step < 0 else f"checkpoints after step {step}"
+        print(f"[{name}] {which} moved to {aside}", flush=True)

@@ -90,3 +90,20 @@ def _fsync_dir(path: Path) -> None:
         if p.is_file():
             with open(p, "rb") as fh:
                 os.fsync(fh.fileno())
+
+
+def set_aside(root: str | Path, after_step: int = -1) -> Path | None:
+    """Move the checkpoints of ``root`` with a step > ``after_step`` (all by default) into
+    ``<root>.set-aside-<time>/`` (nothing is deleted); return that folder, or None if nothing moved.
+    What ``inpo train --restart`` / ``--resume-from STEP`` do before training."""
+    import time
+
+    root = Path(root)
+    later = [d for d in checkpoint_dirs(root) if checkpoint_step(d) > after_step]
+    if not later:
+        return None
+    aside = root.with_name(f"{root.name}.set-aside-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    aside.mkdir(parents=True)
+    for d in later:
+        os.replace(d, aside / d.name)
+    return aside
