@@ -13,7 +13,7 @@ Everything comes from the stages' files (``score/metrics.json``, the train stage
 and ``validation.jsonl``), exactly as :mod:`inpo.tracking` logs the stage runs.
 
     runs = ModelRuns(client, experiment_id, parent_run_id, cfg, tags)
-    runs.log_training("inpo", metrics_jsonl, validation_jsonl)
+    runs.log_training("inpo", series)        # the train stage run's per-step Metrics
     runs.log_evaluation(score_metrics_json)
     runs.finish("FINISHED", {"dvc.lock.sha256": ...})
 """
@@ -21,6 +21,7 @@ and ``validation.jsonl``), exactly as :mod:`inpo.tracking` logs the stage runs.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +92,12 @@ class ModelRuns:
             self.runs[model] = str(run.info.run_id)
         return self.runs[model]
 
-    def log_training(self, method: str, step_log: Path, validation_log: Path) -> None:
-        """The training curves of ``method`` (per step) on its model run."""
-        from .tracking import _log_batches, _metrics_from
+    def log_training(self, method: str, series: Sequence[Any]) -> None:
+        """The training curves of ``method`` (MLflow Metrics per step, as the train stage's run got
+        them) on its model run."""
+        from .tracking import _log_batches
 
-        metrics = _metrics_from([], [step_log, validation_log])
-        _log_batches(self.client, self.run_for(method), metrics=metrics)
+        _log_batches(self.client, self.run_for(method), metrics=series)
 
     def log_evaluation(self, score_metrics: Path) -> None:
         """Every model's evaluation numbers from ``score/metrics.json`` under the shared names."""
@@ -114,11 +115,8 @@ class ModelRuns:
             )
 
     def finish(self, status: str, tags: dict[str, str]) -> None:
+        from .tracking import _log_batches
+
         for run_id in self.runs.values():
-            _set_tags(self.client, run_id, tags)
+            _log_batches(self.client, run_id, tags=tags)
             self.client.set_terminated(run_id, status)
-
-
-def _set_tags(client: Any, run_id: str, tags: dict[str, str]) -> None:
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)

@@ -203,8 +203,9 @@ def _log_batches(
         client.log_batch(run_id, metrics=metrics[i : i + 1000], synchronous=True)
 
 
-def _metrics_from(summary_paths: list[Path], step_paths: list[Path]) -> list[Any]:
-    """MLflow Metric objects: per-step series from JSON Lines, final values from summaries."""
+def _step_series(step_paths: list[Path]) -> tuple[list[Any], int]:
+    """MLflow Metric objects of the per-step JSON Lines (validation keys prefixed ``val_``), and the
+    last training step."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
@@ -217,10 +218,19 @@ def _metrics_from(summary_paths: list[Path], step_paths: list[Path]) -> list[Any
             last_step = max(last_step, step) if not prefix else last_step
             for key, value in numeric_leaves({k: v for k, v in record.items() if k != "step"}).items():
                 out.append(Metric(f"{prefix}{key}", value, now, step))
-    for path in summary_paths:  # final values, at the last step (the same value as that step's record)
-        for key, value in numeric_leaves(read_json(path) or {}).items():
-            out.append(Metric(key, value, now, last_step))
-    return out
+    return out, last_step
+
+
+def _final_values(summary_paths: list[Path], last_step: int) -> list[Any]:
+    """MLflow Metric objects of the summaries, at the last step (the same value as that step's record)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [
+        Metric(key, value, now, last_step)
+        for path in summary_paths
+        for key, value in numeric_leaves(read_json(path) or {}).items()
+    ]
 
 
 def owner_tags(root: Path) -> dict[str, str]:
@@ -265,14 +275,14 @@ class PipelineTracker:
         self.experiment_id = ensure_experiment(self.client, cfg, self.root, self.uri)
         self.run_id: str | None = None
         self.stage_runs: dict[str, str] = {}
-        self.models = ModelRuns(self.client, self.experiment_id, "", cfg, {})  # replaced by start()
+        self._models: ModelRuns | None = None  # the pipeline run's per-model runs (start() makes it)
 
     def start(self, run_name: str | None = None, tags: dict[str, str] | None = None) -> str:
         all_tags = {**pipeline_tags(self.cfg), "kind": "pipeline", **owner_tags(self.root), **(tags or {})}
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
         self.run_id = str(run.info.run_id)
         model_tags = {**pipeline_tags(self.cfg), **git_state(self.root), **owner_tags(self.root)}
-        self.models = ModelRuns(self.client, self.experiment_id, self.run_id, self.cfg, model_tags)
+        self._models = ModelRuns(self.client, self.experiment_id, self.run_id, self.cfg, model_tags)
         # dvc.lock changes while the stages run: its hash is logged by finish()
         _log_batches(self.client, self.run_id, params=run_params(self.cfg, self.root, with_lock=False))
         self.client.log_text(
@@ -306,10 +316,11 @@ class PipelineTracker:
         run_id = str(run.info.run_id)
         files = tracked_files(self.cfg, stage)
         at = self.root.joinpath  # stage paths are relative to the project root, not to the cwd
-        metrics = _metrics_from([at(p) for p in files["summary"]], [at(p) for p in files["steps"]])
+        series, last_step = _step_series([at(p) for p in files["steps"]])
+        metrics = series + _final_values([at(p) for p in files["summary"]], last_step)
         _log_batches(self.client, run_id, metrics=metrics, params=run_params(self.cfg, self.root))
         if name == "train":  # the method's own run: its curves beside the other methods'
-            self.models.log_training(method, at(files["steps"][0]), at(files["steps"][1]))
+            self.models.log_training(method, series)
         if name == "score":  # every model's numbers under shared names, one run per model
             self.models.log_evaluation(at(files["summary"][0]))
         for path, artifact_dir in files["artifacts"]:
@@ -319,6 +330,12 @@ class PipelineTracker:
         self.client.set_terminated(run_id, status, end_time=end_ms)
         self.stage_runs[stage] = run_id
         return run_id
+
+    @property
+    def models(self) -> ModelRuns:
+        if self._models is None:
+            raise RuntimeError("PipelineTracker: call start() first")
+        return self._models
 
     def log_model(self, run_id: str, weights_dir: Path, stage: str) -> str:
         """The UNet (or LoRA adapter) as an MLflow logged model, once per content: weights already
@@ -361,7 +378,8 @@ class PipelineTracker:
         if self.run_id is not None:
             lock = file_sha256(self.root / "dvc.lock") or ""
             _log_batches(self.client, self.run_id, params={"dvc.lock.sha256": lock})
-            self.models.finish(status, {"dvc.lock.sha256": lock})
+            if self._models is not None:
+                self._models.finish(status, {"dvc.lock.sha256": lock})
             if lock:
                 self.client.log_artifact(self.run_id, str(self.root / "dvc.lock"))
             self.client.set_terminated(self.run_id, status)
