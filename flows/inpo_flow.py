@@ -74,9 +74,9 @@ def preflight(root: str, overrides: list[str]) -> list[str]:
     retry_delay_seconds=5,
     retry_condition_fn=_retry_transient,
 )
-def dvc_stage(root: str, stage: str) -> dict[str, Any]:
+def dvc_stage(root: str, stage: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     logger = get_run_logger()
-    result = run_dvc_stage(Path(root), stage, logger.info)
+    result = run_dvc_stage(Path(root), stage, logger.info, env=env)
     logger.info(
         "%s: %s in %.1f s", stage, "cached (skipped by DVC)" if result.cached else "ran", result.seconds
     )
@@ -158,7 +158,8 @@ def inpo(
                     tracker = PipelineTracker(cfg, root)
                     tracker.start(run_name=flow_run.get_name(), tags={"prefect.flow_run_id": run_id})
                 for stage in stages:
-                    result = dvc_stage(str(root), stage)
+                    live = tracker.live_env(stage) if tracker is not None else None
+                    result = dvc_stage(str(root), stage, live)
                     results.append(result)
                     if tracker is not None:
                         track_stage(tracker, stage, result)

@@ -141,7 +141,7 @@ def recover_killed_run(
         except Exception as err:  # no API reachable: the record stays for the UI to show
             log(f"could not mark flow run {previous['flow_run_id']} Crashed: {err}")
     if cfg is not None and cfg.tracking.enabled:
-        from inpo.tracking import close_orphaned_runs
+        from inpo.tracking_orphans import close_orphaned_runs
 
         done["mlflow_killed"] = close_orphaned_runs(cfg, root, log)
     return done

@@ -184,14 +184,16 @@ def stream_command(
     log: Callable[[str], None],
     tail_lines: int = 40,
     progress_every_s: float = 2.0,
+    env: dict[str, str] | None = None,
 ) -> tuple[int, str]:
     """Run ``cmd`` in ``root``, forwarding each output line to ``log`` (progress bars at most every
     ``progress_every_s`` seconds); return (exit code, the last ``tail_lines`` lines). The command
     runs under :mod:`inpo.guard`: if this process is killed (even ``kill -9``), the command's whole
-    process tree (``dvc repro`` → ``inpo train`` → its workers) is stopped within a second."""
+    process tree (``dvc repro`` → ``inpo train`` → its workers) is stopped within a second.
+    ``env``: variables added to :func:`stage_env`'s."""
     guarded = [sys.executable, "-m", "inpo.guard", str(os.getpid()), "--", *cmd]  # dies with us
     proc = subprocess.Popen(
-        guarded, cwd=root, env=stage_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        guarded, cwd=root, env={**stage_env(root), **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     assert proc.stdout is not None
     tail: deque[str] = deque(maxlen=tail_lines)
@@ -219,8 +221,11 @@ def is_transient(returncode: int, output: str) -> bool:
     return returncode in TRANSIENT_RETURN_CODES or any(re.search(p, output) for p in TRANSIENT_PATTERNS)
 
 
-def run_dvc_stage(root: Path, stage: str, log: Callable[[str], None]) -> StageResult:
-    """``dvc repro --single-item <stage>``: runs it if its deps/params changed, else DVC skips it."""
+def run_dvc_stage(
+    root: Path, stage: str, log: Callable[[str], None], env: dict[str, str] | None = None
+) -> StageResult:
+    """``dvc repro --single-item <stage>``: runs it if its deps/params changed, else DVC skips it
+    (``env``: added to the stage command's environment, e.g. the MLflow run it tracks live to)."""
     start, started_ms = time.perf_counter(), int(time.time() * 1000)
     lines: list[str] = []
 
@@ -229,7 +234,7 @@ def run_dvc_stage(root: Path, stage: str, log: Callable[[str], None]) -> StageRe
             lines.append(line)
         log(line)
 
-    rc, tail = stream_command(["dvc", "repro", "--single-item", stage], root, keep)
+    rc, tail = stream_command(["dvc", "repro", "--single-item", stage], root, keep, env=env)
     if rc != 0:
         raise StageError(
             f"stage {stage} failed (dvc exit code {rc}):\n{tail}", transient=is_transient(rc, tail)

@@ -139,6 +139,11 @@ def report_charts_dir(cfg: Config) -> Path:
     return report_dir(cfg) / "charts"
 
 
+def report_cards_dir(cfg: Config) -> Path:
+    """``<method>.md``: each trained model's card with its win-rates (:mod:`inpo.model_card`)."""
+    return report_dir(cfg) / "cards"
+
+
 def relabel_dir(cfg: Config, scorer: str) -> Path:
     """A pair set relabelled by ``scorer`` (Pick-a-Pic-shaped parquet; ``data.source`` can point here)."""
     return outputs(cfg) / "relabel" / scorer

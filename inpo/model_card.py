@@ -2,8 +2,10 @@
 
 YAML front matter (``base_model``, ``library_name``, ``tags``) so the hub and its loaders recognise it,
 then what the weights are: method and its settings, base and starting model, data, training length
-and final metrics, and how to load them. Win-rates come later, from the evaluation stages: the card
-points to the report (``report.md``, ``winrates.json``) and to the model's MLflow run.
+and final metrics, and how to load them. Win-rates come later, from the evaluation stages: the train
+stage's card points to them, and the report stage writes the evaluated card of every method
+(``<outputs>/report/cards/<method>.md``: the same card with its win-rates, intervals and the
+sampler they were measured with), which the flow also logs as ``README.md`` on the model's MLflow run.
 """
 
 from __future__ import annotations
@@ -45,9 +47,50 @@ def _load_snippet(cfg: Config) -> list[str]:
     ]
 
 
-def model_card(cfg: Config, method: str, start: str, summary: dict[str, Any]) -> str:
+def training_start(cfg: Config) -> str:
+    """Where ``method`` training started: the base, or the SFT stage's UNet."""
+    from . import layout
+
+    return f"the SFT stage's UNet ({layout.sft_weights(cfg)})" if cfg.sft.enabled else cfg.model.base
+
+
+def evaluation_lines(cfg: Config, winrates: dict[str, Any] | None) -> list[str]:
+    """The card's evaluation part: a pointer to the report, or (``winrates``: one method's part of
+    ``winrates.json``, ``{prompt_set: {scorer: {...}}}``) the win-rate table itself."""
+    if winrates is None:
+        return [
+            "- **Evaluation**: win-rates against the base with intervals are in the pipeline's report",
+            "  (`outputs/report/cards/`, `report.md`, `winrates.json`) and in this model's MLflow run (`kind=model`).",
+        ]
+    sampler = f"{cfg.sample.scheduler}, {cfg.sample.steps} steps, guidance {cfg.sample.guidance}"
+    lines = [
+        "",
+        f"## Evaluation against `{cfg.eval.baseline}`",
+        "",
+        f"Same prompts and seeds for both models, sampled with {sampler}; intervals at "
+        f"{cfg.eval.confidence:g} ({cfg.eval.bootstrap_unit} bootstrap, {cfg.eval.bootstrap_samples} samples).",
+        "",
+        "| prompt set | scorer | win-rate | interval | mean gain | better than the baseline |",
+        "|---|---|---|---|---|---|",
+    ]
+    for prompt_set, by_scorer in winrates.items():
+        for scorer, w in by_scorer.items():
+            lines.append(
+                f"| {prompt_set} | {scorer} | {w['win_rate']:.3f} | [{w['win_low']:.3f}, {w['win_high']:.3f}] "
+                f"| {w['mean_gain']:+.4g} | {'yes' if w['beats'] else 'no'} |"
+            )
+    return lines
+
+
+def model_card(
+    cfg: Config,
+    method: str,
+    start: str,
+    summary: dict[str, Any] | None,
+    winrates: dict[str, Any] | None = None,
+) -> str:
     """The card's text for ``method``'s weights trained from ``start`` (``summary``: the train
-    stage's ``summary.json``)."""
+    stage's ``summary.json``, None: pointed to; ``winrates``: see :func:`evaluation_lines`)."""
     front = {
         "base_model": cfg.model.base,
         "library_name": "diffusers",
@@ -66,9 +109,8 @@ def model_card(cfg: Config, method: str, start: str, summary: dict[str, Any]) ->
         f"- **Base model**: `{cfg.model.base}` (family `{cfg.model.family}`); training started from `{start}`",
         f"- **Data**: `{cfg.data.source}` (split `{cfg.data.split}`, ties dropped: {cfg.data.drop_ties})",
         f"- **Training**: `{json.dumps(train)}`; SFT of the reference first: {cfg.sft.enabled}",
-        f"- **Final training metrics**: `{json.dumps({k: v for k, v in summary.items() if k != 'method'})}`",
-        "- **Evaluation**: win-rates against the base with intervals are in the pipeline's report",
-        "  (`outputs/report/report.md`, `winrates.json`) and in this model's MLflow run (`kind=model`).",
+        _summary_line(method, summary),
+        *evaluation_lines(cfg, winrates),
         "",
         "Load it into the base pipeline:",
         "",
@@ -78,6 +120,12 @@ def model_card(cfg: Config, method: str, start: str, summary: dict[str, Any]) ->
         "",
     ]
     return "\n".join(lines)
+
+
+def _summary_line(method: str, summary: dict[str, Any] | None) -> str:
+    if summary is None:
+        return f"- **Final training metrics**: `outputs/train/{method}/summary.json`"
+    return f"- **Final training metrics**: `{json.dumps({k: v for k, v in summary.items() if k != 'method'})}`"
 
 
 def write_model_card(

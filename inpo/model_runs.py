@@ -94,10 +94,16 @@ class ModelRuns:
 
     def log_training(self, method: str, series: Sequence[Any]) -> None:
         """The training curves of ``method`` (MLflow Metrics per step, as the train stage's run got
-        them) on its model run."""
+        them) on its model run: the steps it does not hold yet (live tracking logged the others)."""
         from .tracking import _log_batches
 
-        _log_batches(self.client, self.run_for(method), metrics=series)
+        run_id = self.run_for(method)
+        held = {
+            key: {int(m.step) for m in self.client.get_metric_history(run_id, key)}
+            for key in {m.key for m in series}
+        }
+        missing = [m for m in series if int(m.step) not in held[m.key]]
+        _log_batches(self.client, run_id, metrics=missing)
 
     def log_evaluation(self, score_metrics: Path) -> None:
         """Every model's evaluation numbers from ``score/metrics.json`` under the shared names."""
@@ -113,6 +119,12 @@ class ModelRuns:
             _log_batches(
                 self.client, self.run_for(model), metrics=[Metric(k, v, now, 0) for k, v in values.items()]
             )
+
+    def log_cards(self, cards: Path) -> None:
+        """``cards/<method>.md`` (the report stage's evaluated model cards) as ``README.md`` on each
+        method's run."""
+        for card in sorted(cards.glob("*.md")):
+            self.client.log_text(self.run_for(card.stem), card.read_text(), "README.md")
 
     def finish(self, status: str, tags: dict[str, str]) -> None:
         from .tracking import _log_batches

@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
+from . import layout
 from .config import Config, flatten, to_dict
-from .guard import pid_alive
 from .metric_keys import mlflow_key as metric_key
 from .model_runs import ModelRuns
 from .pipeline.stages import tracked_files
@@ -238,33 +238,6 @@ def owner_tags(root: Path) -> dict[str, str]:
     return {"inpo.host": socket.gethostname(), "inpo.pid": str(os.getpid()), "inpo.workspace": str(root)}
 
 
-def close_orphaned_runs(cfg: Config, root: str | Path, log: Any = print) -> list[str]:
-    """Mark KILLED (with an end time) the RUNNING pipeline runs of this workspace and host whose
-    process is gone: what a killed flow run leaves. Call with the workspace lock held."""
-    root = Path(root).resolve()
-    uri = tracking_uri(cfg, root)
-    client = _client(uri)
-    found = client.get_experiment_by_name(experiment_name(cfg))
-    if found is None:
-        return []
-    host = socket.gethostname()
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string=f"attributes.status = 'RUNNING' and tags.`inpo.workspace` = '{root}' "
-        f"and tags.`inpo.host` = '{host}'",
-        max_results=1000,
-    )
-    killed = []
-    for run in runs:
-        pid = run.data.tags.get("inpo.pid", "")
-        if pid.isdigit() and pid_alive(int(pid)):
-            continue
-        client.set_terminated(run.info.run_id, "KILLED", end_time=int(time.time() * 1000))
-        killed.append(str(run.info.run_id))
-        log(f"MLflow run {run.info.run_id} ({run.info.run_name}): its process {pid} is gone; marked KILLED")
-    return killed
-
-
 class PipelineTracker:
     """One parent MLflow run per pipeline run; :meth:`log_stage` adds a nested run per stage."""
 
@@ -323,6 +296,8 @@ class PipelineTracker:
             self.models.log_training(method, series)
         if name == "score":  # every model's numbers under shared names, one run per model
             self.models.log_evaluation(at(files["summary"][0]))
+        if name == "report":  # each method's evaluated model card, as its run's README.md
+            self.models.log_cards(at(str(layout.report_cards_dir(self.cfg))))
         for path, artifact_dir in files["artifacts"]:
             self._log_path(run_id, at(path), artifact_dir)
         if files["model"] is not None and at(files["model"]).is_dir():
@@ -330,6 +305,18 @@ class PipelineTracker:
         self.client.set_terminated(run_id, status, end_time=end_ms)
         self.stage_runs[stage] = run_id
         return run_id
+
+    def live_env(self, stage: str) -> dict[str, str]:
+        """The environment with which ``train@<method>`` logs its curves live to the method's model
+        run (``tracking.live``; see :mod:`inpo.train.live`); empty for other stages."""
+        name, _, method = stage.partition("@")
+        if name != "train" or not self.cfg.tracking.live:
+            return {}
+        return {
+            "MLFLOW_TRACKING_URI": self.uri,
+            "MLFLOW_EXPERIMENT_NAME": self.client.get_experiment(self.experiment_id).name,
+            "MLFLOW_RUN_ID": self.models.run_for(method),
+        }
 
     @property
     def models(self) -> ModelRuns:

@@ -178,10 +178,8 @@ def test_mlflow_client_sees_params_metrics_artifacts(pipeline: dict) -> None:
     assert train.info.end_time - train.info.start_time > 1000
     assert parent.info.start_time <= train.info.start_time <= train.info.end_time <= parent.info.end_time
     assert "clean" in parent.data.tags["dvc.status"]  # no overrides: dvc.lock matches params.yaml
-    losses = [
-        json.loads(line)["loss"]
-        for line in (ws / "outputs/train/inpo/metrics.jsonl").read_text().splitlines()
-    ]
+    rows = (ws / "outputs/train/inpo/metrics.jsonl").read_text().splitlines()
+    losses = [json.loads(row)["loss"] for row in rows]
     history = {m.step: m.value for m in client.get_metric_history(train.info.run_id, "loss")}
     assert history == pytest.approx({0: losses[0], 1: losses[1]})  # per step, from metrics.jsonl
     arts = {a.path for a in client.list_artifacts(train.info.run_id, "model")}
@@ -207,18 +205,20 @@ def test_mlflow_client_sees_params_metrics_artifacts(pipeline: dict) -> None:
             run.data.tags["method"] == name
             and run.data.tags["git.commit"] == parent.data.params["git.commit"]
         )
-        assert (
-            len(run.data.tags["dvc.lock.sha256"]) == 64 and "guidance" in run.data.tags["mlflow.note.content"]
-        )
+        assert len(run.data.tags["dvc.lock.sha256"]) == 64
+        assert "guidance" in run.data.tags["mlflow.note.content"]
     assert "win_rate/toy/oracle" not in by_model["base"].data.metrics  # the baseline has medians only
     assert by_model["base"].data.metrics["median/toy/oracle"] == pytest.approx(
         metrics["base/toy/oracle/median"]
     )
-    curve = {m.step: m.value for m in client.get_metric_history(by_model["inpo"].info.run_id, "loss")}
-    assert curve == pytest.approx({0: losses[0], 1: losses[1]})
+    curve = sorted(client.get_metric_history(by_model["inpo"].info.run_id, "loss"), key=lambda m: m.step)
+    assert [m.step for m in curve] == [0, 1] and [m.value for m in curve] == pytest.approx(losses[:2])
+    assert all(m.timestamp <= train.info.end_time for m in curve)  # logged live, while it trained
     assert not any(k.startswith(("inpo/", "dpo/")) for k in parent.data.metrics)  # one naming scheme
     report = {a.path for a in client.list_artifacts(by_name["report"].info.run_id, "report")}
     assert {"report/report.md", "report/report.html", "report/winrates.json"} <= report
+    card = client.download_artifacts(by_model["dpo"].info.run_id, "README.md", str(pipeline["base"]))
+    assert "| toy | oracle |" in open(card).read()  # the evaluated model card on the model's run
 
 
 def test_mlflow_server_rest_api(pipeline: dict) -> None:

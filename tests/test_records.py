@@ -137,6 +137,12 @@ def test_model_card_says_what_the_weights_are() -> None:
     assert "UNet2DConditionModel.from_pretrained" in body
     lora = load_config(DEFAULT_PARAMS, ["model.lora.enabled=true"])
     assert "pipe.load_lora_weights" in model_card(lora, "dpo", "x", {})
+    win = {"win_rate": 0.625, "win_low": 0.5, "win_high": 0.75, "mean_gain": 0.0123, "beats": True}
+    evaluated = model_card(cfg, "inpo", cfg.model.base, None, {"toy": {"oracle": win}})
+    assert "| toy | oracle | 0.625 | [0.500, 0.750] | +0.0123 | yes |" in evaluated
+    sampler = f"{cfg.sample.scheduler}, {cfg.sample.steps} steps, guidance {cfg.sample.guidance}"
+    assert sampler in evaluated and "outputs/train/inpo/summary.json" in evaluated
+    assert "| toy |" not in card and "outputs/report/cards/" in card  # the train stage's card points there
 
 
 @pytest.mark.parametrize(("flag", "lib", "bars_off"), [("-q", "error", True), ("-vv", "debug", False)])
@@ -152,3 +158,36 @@ def test_verbosity_flags_reach_the_libraries(monkeypatch, capsys, flag, lib, bar
     assert "max_steps: 3" in capsys.readouterr().out
     assert os.environ["TRANSFORMERS_VERBOSITY"] == os.environ["DIFFUSERS_VERBOSITY"] == lib
     assert ("TQDM_DISABLE" in os.environ) is bars_off
+
+
+def test_live_curves_log_while_training_once_per_step(tmp_path, monkeypatch) -> None:
+    from inpo.train.live import LiveCurves
+
+    cfg = load_config(DEFAULT_PARAMS, [f"tracking.uri=sqlite:///{tmp_path}/mlruns.db"])
+    tracker = PipelineTracker(cfg, tmp_path)
+    tracker.start(run_name="live")
+    env = tracker.live_env("train@inpo")
+    assert tracker.live_env("score") == {} and set(env) == {
+        "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"
+    }
+    for key, value in env.items():  # what the train stage's process gets from the flow
+        monkeypatch.setenv(key, value)
+    live = LiveCurves("inpo").start()
+    assert live.active
+    for step in range(3):
+        live.log_step(step, {"epoch": 0, "loss": 0.7 - step / 100, "note": "text"})
+    live.log_validation(2, {"loss": 0.5})
+    live.finish()
+    monkeypatch.setenv("MLFLOW_RUN_ID", env["MLFLOW_RUN_ID"])  # a new process (MLflow's end_run unsets it)
+    resumed = LiveCurves("inpo").start()  # a resumed run re-does steps 2..3 after its checkpoint
+    for step in (2, 3):
+        resumed.log_step(step, {"epoch": 0, "loss": 0.7 - step / 100})
+    resumed.finish()
+    history = tracker.client.get_metric_history(env["MLFLOW_RUN_ID"], "loss")
+    assert sorted(m.step for m in history) == [0, 1, 2, 3]  # step 2 once
+    assert [m.step for m in tracker.client.get_metric_history(env["MLFLOW_RUN_ID"], "val_loss")] == [2]
+    assert not LiveCurves("dpo", env["MLFLOW_RUN_ID"]).start().active  # inpo's run: not dpo's
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/missing/nowhere.db")
+    with pytest.warns(UserWarning, match="live MLflow tracking"):  # a dead store: training goes on
+        assert not LiveCurves("inpo", env["MLFLOW_RUN_ID"]).start().active
+    tracker.finish()

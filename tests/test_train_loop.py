@@ -160,3 +160,37 @@ def test_run_spec_is_the_only_input(world, tmp_path):
     )
     with pytest.raises(Exception, match="nonexistent"):
         train(spec)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [  # warm-up 4 of 12 steps; diffusers: warm-up step s gets s/4, then constant / cosine / linear to 0
+        ("constant", {0: 0.0, 1: 0.25, 3: 0.75, 4: 1.0, 11: 1.0}),
+        ("cosine", {0: 0.0, 2: 0.5, 4: 1.0, 8: 0.5, 12: 0.0}),  # (8 - 4) / 8 = half-way: cos(π/2)
+        ("linear", {0: 0.0, 2: 0.5, 4: 1.0, 8: 0.5, 10: 0.25, 12: 0.0}),
+    ],
+)
+def test_lr_schedule_is_diffusers_get_scheduler(schedule, expected):
+    from inpo.config.sections import TrainConfig
+    from inpo.train.optim import lr_factor
+
+    cfg = TrainConfig(lr_schedule=schedule, warmup_steps=4, max_steps=12)
+    assert {s: lr_factor(s, cfg, 12) for s in expected} == pytest.approx(expected, abs=1e-12)
+
+
+def test_adamw8bit_without_bitsandbytes_is_refused_before_work(monkeypatch):
+    import importlib.util
+    import typing
+
+    from inpo.config.sections import TrainConfig
+    from inpo.errors import InputError
+    from inpo.stages.check import OPTIMIZER_BYTES
+    from inpo.train.optim import check_optimizer
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "bitsandbytes" else real(n, *a))
+    with pytest.raises(InputError, match=r"train.optimizer: 'adamw8bit' needs bitsandbytes.*inpo\[gpu\]"):
+        check_optimizer(TrainConfig(optimizer="adamw8bit"))
+    check_optimizer(TrainConfig(optimizer="adafactor"))  # the others need nothing extra
+    hints = typing.get_type_hints(TrainConfig)
+    assert set(OPTIMIZER_BYTES) == set(typing.get_args(hints["optimizer"]))  # every optimizer has its estimate

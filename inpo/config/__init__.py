@@ -29,7 +29,21 @@ from .validate import ConfigError, from_dict
 
 __all__ = ["Config", "ConfigError", "load_config", "apply_overrides", "flatten", "to_dict", "DEFAULT_PARAMS"]
 
-DEFAULT_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+_PACKAGE = Path(__file__).resolve().parents[1]
+_CHECKOUT_PARAMS = _PACKAGE.parent / "params.yaml"
+DEFAULT_PARAMS = (  # the checkout's; a non-editable install's copy of it (setup.py puts it in the wheel)
+    _CHECKOUT_PARAMS if _CHECKOUT_PARAMS.is_file() else _PACKAGE / "defaults" / "params.yaml"
+)
+
+
+def installed_asset(path: str) -> str:
+    """A relative ``inpo/assets/...`` path that does not exist from the working directory → the
+    installed package's copy (a non-editable install run outside a checkout); others unchanged."""
+    p = Path(path)
+    if p.is_absolute() or p.parts[:2] != ("inpo", "assets") or p.exists():
+        return path
+    shipped = _PACKAGE.joinpath(*p.parts[1:])
+    return str(shipped) if shipped.exists() else path
 
 WORLD_BASES: dict[str, tuple[str, ...]] = {
     "toy": ("toy", "base", "out"),
@@ -67,6 +81,9 @@ class Config:
                 raise ConfigError(
                     f"methods[{i}]: {name!r} is not a method; expected one of {', '.join(known)}"
                 )
+        base = dataclasses.replace(self.toy.base, out=installed_asset(self.toy.base.out))
+        mixed = dataclasses.replace(self.toy.mixed, base_out=installed_asset(self.toy.mixed.base_out))
+        object.__setattr__(self, "toy", dataclasses.replace(self.toy, base=base, mixed=mixed))
         if self.model.pretrained is None and self.world in WORLD_BASES:
             object.__setattr__(self, "model", dataclasses.replace(self.model, pretrained=self._world_base()))
 

@@ -146,9 +146,9 @@ class TrainConfig:
     grad_accum: int = field(default=1, metadata={"gt": 0})
     max_steps: int = field(default=100, metadata={"gt": 0})
     learning_rate: float = field(default=3e-6, metadata={"gt": 0})
-    lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"  # diffusers' get_scheduler
     warmup_steps: int = field(default=0, metadata={"ge": 0})
-    optimizer: Literal["adamw", "adafactor"] = "adamw"
+    optimizer: Literal["adamw", "adafactor", "adamw8bit"] = "adamw"  # adamw8bit: bitsandbytes, inpo[gpu]
     weight_decay: float = field(default=1e-2, metadata={"ge": 0})
     adam_beta1: float = field(default=0.9, metadata={"ge": 0, "lt": 1})
     adam_beta2: float = field(default=0.999, metadata={"ge": 0, "lt": 1})
@@ -270,6 +270,7 @@ class TrackingConfig:
     uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db (project root)
     artifact_location: str = "mlartifacts"
     experiment: str | None = None  # None: $MLFLOW_EXPERIMENT_NAME, else one per world/model
+    live: bool = True  # flow runs: each train stage logs its curves to its model run while it trains
 
 
 @dataclass(frozen=True)

@@ -184,9 +184,13 @@ STAGES: tuple[Stage, ...] = (
         "report",
         "inpo.stages.report",
         "report.md / report.html, charts and the win-rate table",
-        params=("methods", "eval"),
+        params=("methods", "eval", "sample", "method", "model", "data", "train", "sft"),  # cards
         inputs=(_p(layout.scores_file), _p(layout.score_metrics)),
-        outs=(_p(lambda c: layout.report_file(c, "md")), _p(lambda c: layout.report_file(c, "html"))),
+        outs=(
+            _p(lambda c: layout.report_file(c, "md")),
+            _p(lambda c: layout.report_file(c, "html")),
+            _p(layout.report_cards_dir),
+        ),
         metrics=(_p(layout.winrates_file),),
         plots=(Plot(_p(layout.report_charts_dir)),),
         tracked=Tracked(
@@ -196,6 +200,7 @@ STAGES: tuple[Stage, ...] = (
                 (_p(lambda c: layout.report_file(c, "html")), "report"),
                 (_p(layout.winrates_file), "report"),
                 (_p(layout.report_charts_dir), "report/charts"),
+                (_p(layout.report_cards_dir), "report/cards"),
             ),
         ),
     ),

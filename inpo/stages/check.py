@@ -69,14 +69,18 @@ class MemoryEstimate:
     formula: str
 
 
+# fp32 weights + fp32 grads + the optimizer's state, per trainable parameter
+OPTIMIZER_BYTES = {"adamw": 16, "adafactor": 8, "adamw8bit": 10}  # 8-bit AdamW: two 1-byte moments
+
+
 def estimate_memory(
     cfg: Config, unet_params: int, trainable_params: int, frozen_params: int
 ) -> MemoryEstimate:
     """Training state per device, activations excluded: fp32 master weights + grads + AdamW moments
-    of the trainable parameters (16 B each; Adafactor ~8 B), the frozen reference UNet copy at the
+    of the trainable parameters (16 B each; Adafactor ~8 B, 8-bit AdamW 10 B), the frozen reference UNet copy at the
     training precision (none with LoRA: the adapter is switched off), text encoders and VAE."""
     half = BYTES[cfg.train.mixed_precision]
-    per_trainable = 16 if cfg.train.optimizer == "adamw" else 8
+    per_trainable = OPTIMIZER_BYTES[cfg.train.optimizer]
     lora = cfg.model.lora.enabled
     policy_frozen = (unet_params if lora else 0) * 4  # the base UNet under a LoRA adapter
     reference = 0 if lora else unet_params * half

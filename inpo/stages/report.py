@@ -55,6 +55,25 @@ def run(
         grid_seeds=grid_seeds,
         title=title,
     )
+    paths["cards"] = write_evaluated_cards(cfg, paths["winrates"], out_dir / "cards")
     for name, path in paths.items():
         print(f"{name}: {path}")
     return paths
+
+
+def write_evaluated_cards(cfg: Config, winrates_path: Path, cards: Path) -> Path:
+    """``cards/<method>.md``: each trained method's model card with its win-rates."""
+    import shutil
+
+    from evaluation.report import read_winrates
+
+    from ..io import write_text_atomic
+    from ..model_card import model_card, training_start
+
+    winrates = read_winrates(winrates_path)
+    shutil.rmtree(cards, ignore_errors=True)  # a dropped method leaves no card behind
+    for method in cfg.methods:
+        if method in winrates:
+            card = model_card(cfg, method, training_start(cfg), None, winrates[method])
+            write_text_atomic(cards / f"{method}.md", card)
+    return cards

@@ -19,7 +19,9 @@ def preflight(cfg: Config) -> None:
         return
     from ..data.checks import check_data_source, check_pair_index
     from ..locations import check_model_locations
+    from ..train.optim import check_optimizer
 
+    check_optimizer(cfg.train)
     check_data_source(cfg)
     check_model_locations(cfg)
     check_pair_index(cfg, ["the SFT stage (sft.enabled)"])

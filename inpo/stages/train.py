@@ -12,7 +12,7 @@ from ..config import Config
 from ..curves import write_curve_png, write_curve_tsv
 from ..errors import InputError
 from ..io import write_json_atomic
-from ..model_card import write_model_card
+from ..model_card import training_start, write_model_card
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +46,9 @@ def preflight(cfg: Config, method: str | None = None) -> None:
     """The pair data, the pair index and every weights location, before any model is loaded."""
     from ..data.checks import check_data_source, check_pair_index
     from ..locations import check_model_locations
+    from ..train.optim import check_optimizer
 
+    check_optimizer(cfg.train)
     check_data_source(cfg)
     check_model_locations(cfg)
     check_pair_index(cfg, need_a_winner(cfg, [method] if method else list(cfg.methods)))
@@ -87,8 +89,7 @@ def run(
         write_json_atomic(run_.out_dir / "summary.json", summary)
         write_curve_tsv(result.metrics_path, layout.training_curve(cfg, name))  # for `dvc plots`
         write_curve_png(result.metrics_path, layout.training_curve_png(cfg, name), f"{name} training")
-        origin = f"the SFT stage's UNet ({layout.sft_weights(cfg)})" if cfg.sft.enabled else cfg.model.base
-        write_model_card(layout.train_weights(cfg, name), cfg, name, origin, summary)
+        write_model_card(layout.train_weights(cfg, name), cfg, name, training_start(cfg), summary)
         if cfg.model.lora.enabled:  # the same adapter for kohya-ss / AUTOMATIC1111 / ComfyUI
             from ..models.lora_export import export_kohya
 

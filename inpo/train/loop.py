@@ -30,6 +30,7 @@ from ..methods import MethodContext, draw_pairs
 from . import checkpoint as ckpt
 from .batches import BatchLayout, iterate_steps
 from .embedding_cache import build_batch_encoder, embedding_inputs, model_identity
+from .live import LiveCurves
 from .optim import build_optimizer, lr_factor, set_learning_rate
 from .records import append_jsonl, read_jsonl, reduce_mean, truncate_jsonl
 from .run import TrainObserver, TrainRun
@@ -75,6 +76,7 @@ class _Session:
     resumed_metrics: dict[str, float] = field(default_factory=dict)  # the checkpoint's last step
     skipped: int = 0
     nonfinite_in_row: int = 0
+    live: LiveCurves | None = None  # MLflow while training (main process, $MLFLOW_RUN_ID set)
 
     @property
     def metrics_path(self) -> Path:
@@ -286,6 +288,8 @@ def _validate_if_due(s: _Session, done: int) -> None:
     if acc.is_main_process and all(r.get("step") != done for r in read_jsonl(s.validation_path)):
         val = run.validate(done, s.raw_policy, s.components, run.out_dir)
         append_jsonl(s.validation_path, {"step": done, **val})
+        if s.live is not None:
+            s.live.log_validation(done, val)
     acc.wait_for_everyone()
 
 
@@ -339,6 +343,7 @@ def train(
     _prepare_method_and_encoder(s)
     main = accelerator.is_main_process
     if main:
+        s.live = LiveCurves(run.name).start()
         observer.on_start(run, _unets(s))
     bar = tqdm(
         total=tc.max_steps,
@@ -360,6 +365,7 @@ def train(
             last = _train_step(s, step, epoch, micro)
             if main:
                 append_jsonl(s.metrics_path, {"step": step, "epoch": epoch, **last})
+                s.live.log_step(step, {"epoch": epoch, **last})  # type: ignore[union-attr]
                 observer.on_step_end(step, last)
             bar.update(1)
             bar.set_postfix(
@@ -368,5 +374,6 @@ def train(
             _after_step(s, step, last)
     result = _finish(s, last)
     if main:
+        s.live.finish()  # type: ignore[union-attr]
         observer.on_end(result)
     return result
