@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from evaluation.generation_settings import check_settings, generation_settings
+from inpo import layout
 from inpo.io import write_parquet_atomic, write_png_atomic
 from inpo.layout import MANIFEST_FILE
 
@@ -97,7 +98,6 @@ def model_specs(cfg: Config, names: Sequence[str] | None = None) -> list[ModelSp
     A method's LoRA adapter is merged on top of the model it was trained from (the SFT UNet when
     ``sft.enabled``, as in ``inpo train``); a full UNet replaces the base's UNet.
     """
-    from inpo import layout
     from inpo.models.starting import starting_model
 
     specs = [ModelSpec(BASE_MODEL, cfg.model)]
@@ -293,7 +293,7 @@ def generate_images(
     from inpo.identity import HashCache
 
     root = Path(root)
-    cache = HashCache(Path(cfg.paths.checkpoints) / "cache" / "sha256.json")
+    cache = HashCache(layout.hash_cache_file(cfg))
     settings = {s.name: generation_settings(s, cfg.sample, cache) for s in specs}
     if state.is_main_process:
         cache.save()

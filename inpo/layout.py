@@ -74,6 +74,19 @@ def validation_grids(cfg: Config, method: str) -> Path:
     return train_dir(cfg, method) / VALIDATION_GRIDS
 
 
+HASH_CACHE_NAME = "sha256.json"  # inpo.identity.HashCache's file in cache_root
+
+
+def cache_root(cfg: Config) -> Path:
+    """``<paths.checkpoints>/cache``: regenerable caches shared by stages and resumed runs."""
+    return Path(cfg.paths.checkpoints) / "cache"
+
+
+def hash_cache_file(cfg: Config) -> Path:
+    """The content hashes of local files and folders, keyed by (path, size, mtime)."""
+    return cache_root(cfg) / HASH_CACHE_NAME
+
+
 def checkpoint_root(cfg: Config, stage: str) -> Path:
     """``<paths.checkpoints>/<stage>``: one folder per run identity inside (:mod:`inpo.train.identity`)."""
     return Path(cfg.paths.checkpoints) / stage

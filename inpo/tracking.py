@@ -331,7 +331,7 @@ class PipelineTracker:
         and the pipeline config; returns the logged model's id."""
         from .identity import HashCache, tree_sha256
 
-        cache = HashCache(Path(self.cfg.paths.checkpoints) / "cache" / "sha256.json")
+        cache = HashCache(layout.hash_cache_file(self.cfg))
         sha = tree_sha256(weights_dir, cache)
         cache.save()
         found = self.client.search_logged_models(

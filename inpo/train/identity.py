@@ -82,7 +82,9 @@ def open_checkpoint_dir(run: TrainRun) -> Path:
 
     When it holds no checkpoint yet and an older folder of ``ckpt_root`` does, prints (main process)
     which parts of the identity differ: that run is kept, not resumed."""
-    cache = HashCache(run.cache_root / "sha256.json" if run.cache_root is not None else None)
+    from ..layout import HASH_CACHE_NAME
+
+    cache = HashCache(run.cache_root / HASH_CACHE_NAME if run.cache_root is not None else None)
     identity = training_identity(run, cache)
     folder = run.ckpt_root / short(identity)
     if latest_checkpoint(folder) is None and os.environ.get("RANK", "0") == "0":

@@ -52,7 +52,9 @@ class TrainRun:
 
 def cache_root(cfg: Config) -> Path:
     """``<paths.checkpoints>/cache``: regenerable caches shared by stages and resumed runs."""
-    return Path(cfg.paths.checkpoints) / "cache"
+    from .. import layout
+
+    return layout.cache_root(cfg)
 
 
 def training_run(
