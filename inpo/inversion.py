@@ -64,8 +64,9 @@ def scaled_linear_alphas_cumprod(
     return torch.cumprod(1.0 - betas, dim=0)
 
 
-def check_epsilon_prediction(prediction_type: str) -> None:
-    """Refuse a scheduler that does not predict epsilon (spec §5, last paragraph)."""
+def check_prediction_type(prediction_type: str) -> None:
+    """Refuse a scheduler whose prediction the inversion cannot turn into eps (spec §5, last
+    paragraph: epsilon; v_prediction converts exactly, see :mod:`inpo.parametrisation`)."""
     from .parametrisation import parametrisation_for
 
     parametrisation_for(prediction_type)

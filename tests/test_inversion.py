@@ -11,7 +11,7 @@ from torch import Tensor
 from inpo.inversion import (
     EpsFn,
     InversionMode,
-    check_epsilon_prediction,
+    check_prediction_type,
     corrected_grid_latents,
     corrected_levels,
     corrected_source_index,
@@ -113,11 +113,11 @@ def test_jitter_variance_formula_by_hand() -> None:
     )
 
 
-def test_refuses_non_epsilon_schedulers() -> None:
-    check_epsilon_prediction("epsilon")
-    for kind in ("v_prediction", "sample"):
-        with pytest.raises(ValueError, match="not supported; InPO needs an epsilon-predicting scheduler"):
-            check_epsilon_prediction(kind)
+def test_refuses_schedulers_it_cannot_invert() -> None:
+    check_prediction_type("epsilon")
+    check_prediction_type("v_prediction")
+    with pytest.raises(ValueError, match="'sample' is not supported .expected one of epsilon, v_prediction"):
+        check_prediction_type("sample")
 
 
 # ------------------------------------------------------------------------------------------- grids

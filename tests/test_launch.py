@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from inpo.config import load_config
@@ -49,7 +51,15 @@ def test_num_processes_must_be_positive():
         load_config(overrides=["runtime.num_processes=0"])
 
 
-@pytest.mark.parametrize("name", ["sd15-pickapic", "sdxl-pickapic"])
+SHIPPED = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.overrides"))
+FAMILY = {"sd15-pickapic": "sd15", "sd21-pickapic": "sd2", "sdxl-pickapic": "sdxl"}
+
+
+def test_every_shipped_config_is_tested():
+    assert SHIPPED == sorted(FAMILY)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_configs_write_valid_params(tmp_path, name):
     """`inpo params --from configs/X.overrides` validates, then writes into params.yaml (comments kept)."""
     from pathlib import Path
@@ -64,7 +74,7 @@ def test_shipped_configs_write_valid_params(tmp_path, name):
         main(["params", "--params", str(params), "--from", str(root / "configs" / f"{name}.overrides")]) == 0
     )
     cfg = load_config(params)
-    assert cfg.model.family == name.split("-")[0] and cfg.train.grad_accum == 128
+    assert cfg.model.family == FAMILY[name] and cfg.train.grad_accum == 128
     assert "# inpo: every setting" in params.read_text()
 
 

@@ -180,15 +180,16 @@ def test_pixel_space_toy_model_has_identity_vae(tmp_path: Path) -> None:
         load_components(ModelConfig(family="sd15", pretrained=str(folder)))
 
 
-def test_v_prediction_scheduler_is_refused(tmp_path: Path) -> None:
+def test_v_prediction_loads_and_sample_prediction_is_refused(tmp_path: Path) -> None:
+    from inpo.parametrisation import V_PREDICTION
+
     folder = write_tiny_pixel(tmp_path / "v", words=["red"])
     config_path = folder / "scheduler" / "scheduler_config.json"
     config = json.loads(config_path.read_text())
-    config["prediction_type"] = "v_prediction"
-    config_path.write_text(json.dumps(config))
-    with pytest.raises(
-        ValueError, match="scheduler: scheduler prediction_type 'v_prediction' is not supported"
-    ):
+    config_path.write_text(json.dumps({**config, "prediction_type": "v_prediction"}))
+    assert load_components(ModelConfig(family="toy", pretrained=str(folder))).parametrisation is V_PREDICTION
+    config_path.write_text(json.dumps({**config, "prediction_type": "sample"}))
+    with pytest.raises(ValueError, match="scheduler: scheduler prediction_type 'sample' is not supported"):
         load_components(ModelConfig(family="toy", pretrained=str(folder)))
 
 

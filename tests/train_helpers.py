@@ -15,11 +15,12 @@ WORDS = ["a", "photo", "of", "red", "blue", "green", "cat", "dog", "circle", "sq
 def make_world(root: Path, family: str = "sd15", n_rows: int = 20) -> dict[str, Path]:
     """Write a tiny model and a prepared pair index under ``root`` (once per folder)."""
     from inpo.data.fixtures import write_pickapic_fixture
-    from inpo.testing import write_tiny_sd15, write_tiny_sdxl
+    from inpo.testing import write_tiny_sd2, write_tiny_sd15, write_tiny_sdxl
 
     model = root / f"model-{family}"
     if not model.exists():
-        (write_tiny_sdxl if family == "sdxl" else write_tiny_sd15)(model, words=WORDS)
+        writers = {"sd15": write_tiny_sd15, "sd2": write_tiny_sd2, "sdxl": write_tiny_sdxl}
+        writers[family](model, words=WORDS)
     fixture = root / "fixture"
     if not fixture.exists():
         write_pickapic_fixture(fixture, n_rows=n_rows, n_ties=2, n_corrupt=2, n_shards=2)

@@ -54,7 +54,7 @@ class LoraConfig:
 class ModelConfig:
     """The base model: a hub id or local diffusers folder, and how the reference is formed."""
 
-    family: Literal["sd15", "sdxl", "toy"] = "toy"
+    family: Literal["sd15", "sd2", "sdxl", "toy"] = "toy"
     pretrained: str | None = None  # null: the world's own base (Config.WORLD_BASES), e.g. toy.base.out
     revision: str | None = None
     variant: str | None = None

@@ -1,6 +1,8 @@
 """DDIM-InPO (Lu et al., CVPR 2025): each image's x_t by DDIM inversion of the clean latent, the
 regression target its reparametrised noise eps_hat, then the Diffusion-DPO loss on those errors
-(spec §1-§5). The method owns what only it needs: the inverting model (the frozen reference or the
+(spec §1-§5). In the model's own parametrisation: the inversion steps with the eps the output
+implies, and the target is the output whose one-step prediction from x_t is x0 (eps_hat itself
+for epsilon models; v_hat = sqrt(abar_t) eps_hat - sqrt(1 - abar_t) x0 for v-prediction). The method owns what only it needs: the inverting model (the frozen reference or the
 raw policy, ``inversion.model``), inversion guidance (the "" conditioning) and the inversion cache."""
 
 from __future__ import annotations
@@ -43,18 +45,18 @@ class InpoMethod(Method):
             self.cache = InversionCache.open(inv, ctx.abar, root, meta, ctx.rank)
 
     def _eps_fn(self, cond2: Any):
-        guidance = self.config.inversion.guidance
+        guidance, p, abar = self.config.inversion.guidance, self.ctx.parametrisation, self.ctx.abar
 
         def eps_fn(x: torch.Tensor, ts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             cond = cond2.select(rows)
-            eps = self.inverter(x, ts, cond)
+            out = self.inverter(x, ts, cond)
             if guidance != 1.0:
                 uncond = self.uncond.select(torch.zeros_like(rows))
                 if cond.time_ids is not None:  # SDXL: "" with each row's own micro-conditioning
                     uncond = uncond.with_time_ids(cond.time_ids)
-                eps_u = self.inverter(x, ts, uncond)
-                eps = eps_u + guidance * (eps - eps_u)
-            return eps
+                out_u = self.inverter(x, ts, uncond)
+                out = out_u + guidance * (out - out_u)  # eps is affine in the output: same mix
+            return p.eps(out, x, _per_row(ts, x), abar)
 
         return eps_fn
 
@@ -86,7 +88,8 @@ class InpoMethod(Method):
         t2 = torch.cat([draws.t, draws.t]).to(x0.device)
         started = time.perf_counter()
         result, cache_stats = self._invert(batch, x0, t2, draws)
-        errs = pair_errors(self.ctx, result.x_t, t2, result.eps_hat, batch.cond2)
+        target = self.ctx.parametrisation.target(x0, result.eps_hat.to(x0), t2, self.ctx.abar)
+        errs = pair_errors(self.ctx, result.x_t, t2, target, batch.cond2)
         calls = result.n_model_calls * (2 if self.config.inversion.guidance != 1.0 else 1)
         extra = {
             "inversion_seconds": time.perf_counter() - started,
@@ -99,3 +102,9 @@ class InpoMethod(Method):
     def flush(self) -> None:
         if self.cache is not None:
             self.cache.flush()
+
+
+def _per_row(ts: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
+    """The inversion's timestep (a scalar or [N]) as int64 [N] for the parametrisation."""
+    t = torch.as_tensor(ts, dtype=torch.long)
+    return t.expand(x.shape[0]) if t.ndim == 0 else t

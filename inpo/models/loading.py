@@ -28,10 +28,14 @@ class FamilySpec:
     text_encoders: int  # 1: SD1.5 layout; 2: SDXL (second encoder with projection → pooled embedding)
     requires_vae: bool  # False: a folder without vae/ is a pixel-space model (toy world)
     addition_embed_type: str | None  # what the UNet config must say ("text_time" for SDXL)
+    linear_projection: bool | None = None  # the UNet's use_linear_projection (None: either)
 
 
 FAMILIES: dict[str, FamilySpec] = {
-    "sd15": FamilySpec(text_encoders=1, requires_vae=True, addition_embed_type=None),
+    "sd15": FamilySpec(text_encoders=1, requires_vae=True, addition_embed_type=None, linear_projection=False),
+    # SD2.x: SD1.5's layout and conditioning with the OpenCLIP ViT-H text encoder (CLIPTextModel
+    # format, penultimate layer); 512-base predicts epsilon, 768-v v_prediction (the scheduler says)
+    "sd2": FamilySpec(text_encoders=1, requires_vae=True, addition_embed_type=None, linear_projection=True),
     "sdxl": FamilySpec(text_encoders=2, requires_vae=True, addition_embed_type="text_time"),
     "toy": FamilySpec(text_encoders=1, requires_vae=False, addition_embed_type=None),
 }
@@ -216,4 +220,11 @@ def _check_unet_family(unet: Any, family: str, spec: FamilySpec) -> None:
         raise ValueError(
             f"model.family={family!r} expects a UNet with addition_embed_type={spec.addition_embed_type!r}, "
             f"but the loaded UNet has {found!r}; set model.family to match the checkpoint"
+        )
+    linear = bool(unet.config.use_linear_projection)
+    if spec.linear_projection is not None and linear != spec.linear_projection:
+        raise ValueError(
+            f"model.family={family!r} expects a UNet with use_linear_projection={spec.linear_projection}, "
+            f"but the loaded UNet has {linear} (SD2.x UNets have it, SD1.5's do not); set model.family "
+            "to match the checkpoint"
         )

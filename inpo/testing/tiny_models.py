@@ -1,4 +1,4 @@
-"""Tiny random SD1.5- and SDXL-architecture pipelines, written with ``save_pretrained``.
+"""Tiny random SD1.5-, SD2- and SDXL-architecture pipelines, written with ``save_pretrained``.
 
 The folders have the exact layout of the real hub repos (``model_index.json``, ``unet/``, ``vae/``,
 ``text_encoder[_2]/``, ``tokenizer[_2]/``, ``scheduler/``), so ``inpo.models.load_components`` and
@@ -33,11 +33,13 @@ def _seeded(cls: Any, seed: int, *args: Any, **kwargs: Any) -> Any:
         return cls(*args, **kwargs).eval()
 
 
-def sd_scheduler(prediction_type: str = "epsilon") -> Any:
-    """SD1.5/SDXL's training noise schedule as a DDPMScheduler."""
+def sd_scheduler(prediction_type: str = "epsilon", zero_terminal_snr: bool = False) -> Any:
+    """SD1.5/SDXL/SD2's training noise schedule as a DDPMScheduler (``zero_terminal_snr``: betas
+    rescaled so that abar at t = 999 is 0, ``rescale_betas_zero_snr``)."""
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(
+        rescale_betas_zero_snr=zero_terminal_snr,
         num_train_timesteps=1000,
         beta_start=0.00085,
         beta_end=0.012,
@@ -56,7 +58,7 @@ def _tokenizer(path: Path, words: Sequence[str] | None) -> Any:
     return CLIPTokenizer.from_pretrained(path)
 
 
-def _text_encoder(tokenizer: Any, projection: bool, seed: int) -> Any:
+def _text_encoder(tokenizer: Any, projection: bool, seed: int, hidden_act: str = "quick_gelu") -> Any:
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     config = CLIPTextConfig(
@@ -67,7 +69,7 @@ def _text_encoder(tokenizer: Any, projection: bool, seed: int) -> Any:
         num_attention_heads=4,
         max_position_embeddings=tokenizer.model_max_length,
         projection_dim=TEXT_WIDTH,
-        hidden_act="quick_gelu",
+        hidden_act=hidden_act,  # OpenAI CLIP: quick_gelu; OpenCLIP ViT-H (SD2): gelu
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -94,10 +96,10 @@ def _vae(scaling_factor: float, seed: int) -> Any:
     )
 
 
-def _unet(seed: int, in_channels: int, sample_size: int, sdxl: bool) -> Any:
+def _unet(seed: int, in_channels: int, sample_size: int, sdxl: bool, linear_projection: bool = False) -> Any:
     from diffusers import UNet2DConditionModel
 
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"use_linear_projection": True} if linear_projection else {}
     if sdxl:
         extra = {
             "addition_embed_type": "text_time",
@@ -126,16 +128,40 @@ def write_tiny_sd15(
     path: str | Path, seed: int = 0, words: Sequence[str] | None = None, prediction_type: str = "epsilon"
 ) -> Path:
     """A tiny SD1.5-architecture pipeline folder at ``path`` (~7 MB with the real CLIP vocabulary)."""
+    return _write_sd_layout(path, seed, words, sd_scheduler(prediction_type), "quick_gelu", False)
+
+
+def write_tiny_sd2(
+    path: str | Path,
+    seed: int = 0,
+    words: Sequence[str] | None = None,
+    prediction_type: str = "v_prediction",
+    zero_terminal_snr: bool = False,
+) -> Path:
+    """A tiny SD2.x-architecture pipeline folder: SD1.5's layout, a UNet with linear projections in
+    its transformer blocks, a gelu text encoder, a v-prediction scheduler (SD2.1 768-v)."""
+    scheduler = sd_scheduler(prediction_type, zero_terminal_snr)
+    return _write_sd_layout(path, seed, words, scheduler, "gelu", True)
+
+
+def _write_sd_layout(
+    path: str | Path,
+    seed: int,
+    words: Sequence[str] | None,
+    scheduler: Any,
+    text_act: str,
+    linear_projection: bool,
+) -> Path:
     from diffusers import StableDiffusionPipeline
 
     out = Path(path)
     tokenizer = _tokenizer(out / "_tokenizer_src", words)
     pipe: Any = StableDiffusionPipeline(
         vae=_vae(SD15_VAE_SCALING, seed + 1),
-        text_encoder=_text_encoder(tokenizer, projection=False, seed=seed + 2),
+        text_encoder=_text_encoder(tokenizer, projection=False, seed=seed + 2, hidden_act=text_act),
         tokenizer=tokenizer,
-        unet=_unet(seed, in_channels=4, sample_size=LATENT_SIZE, sdxl=False),
-        scheduler=sd_scheduler(prediction_type),
+        unet=_unet(seed, 4, LATENT_SIZE, sdxl=False, linear_projection=linear_projection),
+        scheduler=scheduler,
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
