@@ -112,6 +112,7 @@ def grad_cosine(args: argparse.Namespace, n_batches: int = 8) -> dict[str, Any]:
     """Cosines between the objectives' gradients at the base (see the module docstring)."""
     from inpo.data import PairDataset
     from inpo.methods import MethodContext, build_method, draw_pairs
+    from inpo.methods.base import TimestepSampling
     from inpo.models import build_reference, load_components, unet_eps
     from inpo.train.encode import BatchEncoder
 
@@ -150,7 +151,7 @@ def grad_cosine(args: argparse.Namespace, n_batches: int = 8) -> dict[str, Any]:
             enc = caches.encode(dataset, indices, "cpu")
             if name in SWAPPED:
                 enc = swapped(enc)
-            draws = draw_pairs(0, 0, indices, tuple(enc.x0_w.shape[1:]), 0, 999)
+            draws = draw_pairs(0, 0, indices, tuple(enc.x0_w.shape[1:]), TimestepSampling(0, 999))
             out = objective.objective(enc, draws)
             g = torch.autograd.grad(out.loss, params)
             per_batch.append(torch.cat([x.flatten() for x in g]).detach())

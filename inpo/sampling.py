@@ -17,17 +17,26 @@ SCHEDULERS = {
     "ddim": "DDIMScheduler",
     "euler": "EulerDiscreteScheduler",
     "dpm": "DPMSolverMultistepScheduler",
+    "flow_euler": "FlowMatchEulerDiscreteScheduler",  # flow-matching models (SD3's own sampler)
 }
+FLOW_SAMPLERS = ("flow_euler",)
 
 
 def make_scheduler(name: str, config: Any) -> Any:
-    """A sampling scheduler built from the base's training-scheduler config."""
+    """A sampling scheduler built from the base's training-scheduler config (a flow-matching model
+    samples with a flow scheduler, a DDPM-type model with the others)."""
     import diffusers
+
+    from .parametrisation import FLOW_SCHEDULERS
 
     if name not in SCHEDULERS:
         raise ValueError(
             f"sample.scheduler: unknown scheduler {name!r}; expected one of {', '.join(SCHEDULERS)}"
         )
+    flow_model = config.get("_class_name") in FLOW_SCHEDULERS
+    if flow_model != (name in FLOW_SAMPLERS):
+        kind, fits = ("a flow-matching", FLOW_SAMPLERS) if flow_model else ("a DDPM-type", ("ddim", "euler", "dpm"))
+        raise ValueError(f"sample.scheduler: {name!r} cannot sample {kind} model; use one of {', '.join(fits)}")
     return getattr(diffusers, SCHEDULERS[name]).from_config(config)
 
 
@@ -59,7 +68,8 @@ def sample_images(
     dtype = next(unet.parameters()).dtype
     sched = make_scheduler(scheduler, components.scheduler.config)
     sched.set_timesteps(steps)
-    x = initial_noise(seeds, (components.latent_channels, side, side)).to(device) * sched.init_noise_sigma
+    x = initial_noise(seeds, (components.latent_channels, side, side)).to(device)
+    x = x * getattr(sched, "init_noise_sigma", 1.0)  # flow schedulers start at unit noise
     # SDXL "real" micro-conditioning at inference: the pipeline's default (full-size original, no crop)
     geometry = {"original_sizes": [(res, res)] * len(prompts), "crop_top_lefts": [(0, 0)] * len(prompts)}
     cond = encode_prompts(components, list(prompts), resolution=res, **geometry)
@@ -69,7 +79,7 @@ def sample_images(
     was_training = unet.training
     unet.eval()
     for t in sched.timesteps:
-        x_in = sched.scale_model_input(x, t)
+        x_in = sched.scale_model_input(x, t) if hasattr(sched, "scale_model_input") else x
         if guidance != 1.0:
             eps_u, eps_c = unet_eps(unet, torch.cat([x_in, x_in]).to(dtype), t, cond).float().chunk(2)
             eps = eps_u + guidance * (eps_c - eps_u)

@@ -184,3 +184,15 @@ def test_restart_and_resume_from_a_named_step_set_checkpoints_aside(world, tmp_p
     _choose_start(folder, "dpo", None)  # --restart
     assert latest_checkpoint(folder) is None and "all checkpoints moved" in capsys.readouterr().out
     assert train(run_spec(cfg, "dpo")).resumed_from == 0
+
+
+def test_two_set_asides_within_a_second_keep_both(tmp_path):
+    from inpo.train.checkpoint import set_aside
+
+    root = tmp_path / "run"
+    for round_ in range(2):
+        (root / "step-000001").mkdir(parents=True)
+        (root / "step-000001" / "mark").write_text(str(round_))
+        set_aside(root)
+    kept = sorted(p for p in tmp_path.iterdir() if ".set-aside-" in p.name)
+    assert len(kept) == 2 and sorted((p / "step-000001" / "mark").read_text() for p in kept) == ["0", "1"]

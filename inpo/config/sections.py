@@ -87,6 +87,8 @@ class InversionConfig:
     guidance: float = field(default=1.0, metadata={"ge": 0.0})
     cache: bool = False  # reuse the frozen reference's grid latents (needs model=reference, eta=0)
     cache_on_disk: bool = False  # also keep the cache as safetensors under paths.checkpoints/cache
+    # flow-matching models: the target divides by sigma_t, so levels below this are raised to it
+    sigma_min: float = field(default=0.02, metadata={"gt": 0.0, "lt": 1.0})
 
     def __post_init__(self) -> None:
         if self.cache and (self.model != "reference" or self.eta != 0.0):
@@ -158,6 +160,10 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     timestep_min: int = field(default=0, metadata={"ge": 0, "le": 999})
     timestep_max: int = field(default=999, metadata={"ge": 0, "le": 999})
+    # uniform | logit_normal (SD3's: u = sigmoid(N(logit_mean, logit_std)) is the noise level's quantile)
+    timestep_sampling: Literal["uniform", "logit_normal"] = "uniform"
+    logit_mean: float = 0.0
+    logit_std: float = field(default=1.0, metadata={"gt": 0.0})
     ema: EmaConfig = field(default_factory=EmaConfig)
     cache_embeddings: bool = False  # VAE latents and text embeddings computed once per pair set
     checkpoint_every: int = field(default=50, metadata={"gt": 0})
@@ -187,7 +193,7 @@ class SampleConfig:
 
     steps: int = field(default=50, metadata={"gt": 0})
     guidance: float = field(default=7.5, metadata={"ge": 0})
-    scheduler: Literal["ddim", "euler", "dpm"] = "ddim"
+    scheduler: Literal["ddim", "euler", "dpm", "flow_euler"] = "ddim"  # flow_euler: flow-matching models
     height: int | None = field(default=None, metadata={"gt": 0})
     width: int | None = field(default=None, metadata={"gt": 0})
     batch_size: int = field(default=8, metadata={"gt": 0})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Method, MethodContext, ObjectiveOutput, PairDraws, draw_pairs
+from .base import Method, MethodContext, ObjectiveOutput, PairDraws, TimestepSampling, draw_pairs
 from .dpo import DpoMethod
 from .inpo import InpoMethod
 from .kto import KtoMethod
@@ -36,4 +36,13 @@ def build_method(name: str, methods_cfg: Any) -> Method:
     return METHODS[name](section)
 
 
-__all__ = ["METHODS", "Method", "MethodContext", "ObjectiveOutput", "PairDraws", "build_method", "draw_pairs"]
+__all__ = [
+    "METHODS",
+    "Method",
+    "MethodContext",
+    "ObjectiveOutput",
+    "PairDraws",
+    "TimestepSampling",
+    "build_method",
+    "draw_pairs",
+]

@@ -23,7 +23,8 @@ from .. import losses
 from ..parametrisation import EPSILON, Parametrisation
 from ..rng import pair_generator
 
-EpsCall = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]  # (x [k,...], t [k], cond) -> output
+# (x [k,...], the network's timestep [k] (model_time), cond) -> the network's output
+EpsCall = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 
 
 @dataclass
@@ -36,15 +37,40 @@ class PairDraws:
     jitter_l: list[torch.Generator]
 
 
+@dataclass(frozen=True)
+class TimestepSampling:
+    """How training timesteps are drawn in [t_min, t_max]: ``uniform``, or ``logit_normal`` (SD3,
+    Esser et al. 2024): u = sigmoid(N(mean, std)), t = t_min + floor(u · (t_max - t_min + 1)), so u
+    is the noise level's quantile (higher u, more noise) as in the paper."""
+
+    t_min: int = 0
+    t_max: int = 999
+    kind: str = "uniform"
+    mean: float = 0.0
+    std: float = 1.0
+
+    def draw(self, g: torch.Generator) -> torch.Tensor:
+        if self.kind == "uniform":
+            return torch.randint(self.t_min, self.t_max + 1, (), generator=g)
+        u = torch.sigmoid(self.mean + self.std * torch.randn((), generator=g))
+        span = self.t_max - self.t_min + 1
+        return (self.t_min + torch.clamp((u * span).long(), max=span - 1)).to(torch.int64)
+
+
 def draw_pairs(
-    seed: int, epoch: int, pair_index: list[int], latent_shape: tuple[int, ...], t_min: int, t_max: int
+    seed: int,
+    epoch: int,
+    pair_index: list[int],
+    latent_shape: tuple[int, ...],
+    sampling: TimestepSampling,
 ) -> PairDraws:
-    """The per-pair random draws of one micro-batch (CPU), independent of batch layout."""
+    """The per-pair random draws of one micro-batch (CPU), independent of batch layout (``sampling``:
+    the timestep distribution)."""
     ts, tls, noise, noise_l, jw, jl = [], [], [], [], [], []
     for idx in pair_index:
         g = pair_generator(seed, epoch, idx, "method")
-        ts.append(torch.randint(t_min, t_max + 1, (), generator=g))
-        tls.append(torch.randint(t_min, t_max + 1, (), generator=g))
+        ts.append(sampling.draw(g))
+        tls.append(sampling.draw(g))
         noise.append(torch.randn(latent_shape, generator=g))
         noise_l.append(torch.randn(latent_shape, generator=g))
         seeds = torch.randint(0, 2**62, (2,), generator=g).tolist()
@@ -61,7 +87,7 @@ class MethodContext:
     policy: EpsCall
     raw_policy: EpsCall
     reference: EpsCall
-    abar: torch.Tensor  # [T] float32 on the latents' device
+    abar: torch.Tensor  # [T] float32 on the latents' device: the levels (abar; flow: sigma), see parametrisation
     components: Any  # the loaded model (text encoders for conditioning a method builds itself)
     resolution: int
     parametrisation: Parametrisation = EPSILON
@@ -100,6 +126,11 @@ class Method:
             raise RuntimeError(f"method {self.name!r}: prepare(ctx) must be called before objective()")
         return self._ctx
 
+    @classmethod
+    def check_settings(cls, config: Any, flow: bool) -> None:
+        """Refuse (InputError, naming the key) settings that cannot work on this kind of model
+        (``flow``: a flow-matching one); called by the stage's preflight, before any load."""
+
     def prepare(self, ctx: MethodContext) -> None:
         """Called once per run, after the models are loaded (InPO builds its inverter and cache here)."""
         self._ctx = ctx
@@ -118,9 +149,10 @@ class Method:
 def pair_errors(ctx: MethodContext, x_t: torch.Tensor, t2: torch.Tensor, target: torch.Tensor, cond2: Any):
     """Policy (with grad) and reference (no grad) per-image errors on a 2B batch → 4 tensors [B]:
     policy winner, reference winner, policy loser, reference loser."""
-    err_pol = losses.per_image_mse(ctx.policy(x_t, t2, cond2), target)
+    net_t = model_time(ctx, t2)
+    err_pol = losses.per_image_mse(ctx.policy(x_t, net_t, cond2), target)
     with torch.no_grad():
-        err_ref = losses.per_image_mse(ctx.reference(x_t, t2, cond2), target)
+        err_ref = losses.per_image_mse(ctx.reference(x_t, net_t, cond2), target)
     b = x_t.shape[0] // 2
     return err_pol[:b], err_ref[:b], err_pol[b:], err_ref[b:]
 
@@ -151,6 +183,11 @@ def preference_output(
         **extra,
     }
     return ObjectiveOutput(loss, metrics, 1 + extra_calls)
+
+
+def model_time(ctx: MethodContext, t: torch.Tensor) -> torch.Tensor:
+    """The network's timestep at training timesteps ``t`` [N] (DDPM-type: ``t``; flow: sigma_t · 1000)."""
+    return ctx.parametrisation.model_timestep(t, ctx.abar)
 
 
 def forward_noised(ctx: MethodContext, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor):

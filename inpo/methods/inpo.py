@@ -22,11 +22,18 @@ class InpoMethod(Method):
     name = "inpo"
     config: InpoMethodConfig
 
+    @classmethod
+    def check_settings(cls, config: Any, flow: bool) -> None:
+        if flow:
+            check_flow_inversion(config.inversion)
+
     def prepare(self, ctx: MethodContext) -> None:
         from ..models import encode_prompts
 
         super().prepare(ctx)
         inv = self.config.inversion
+        if ctx.parametrisation.flow:
+            check_flow_inversion(inv)
         self.inverter: EpsCall = ctx.reference if inv.model == "reference" else ctx.raw_policy
         res = ctx.resolution
         # SDXL: the placeholder micro-conditioning is replaced by each row's own where it is used
@@ -44,19 +51,28 @@ class InpoMethod(Method):
             root = None if ctx.cache_root is None else ctx.cache_root / "inversion"
             self.cache = InversionCache.open(inv, ctx.abar, root, meta, ctx.rank)
 
-    def _eps_fn(self, cond2: Any):
-        guidance, p, abar = self.config.inversion.guidance, self.ctx.parametrisation, self.ctx.abar
+    def _guided(self, cond2: Any):
+        """The inverting model's output at (x, the network's timestep, rows), with inversion guidance."""
+        guidance = self.config.inversion.guidance
 
-        def eps_fn(x: torch.Tensor, ts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        def output(x: torch.Tensor, net_t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             cond = cond2.select(rows)
-            out = self.inverter(x, ts, cond)
+            out = self.inverter(x, net_t, cond)
             if guidance != 1.0:
                 uncond = self.uncond.select(torch.zeros_like(rows))
                 if cond.time_ids is not None:  # SDXL: "" with each row's own micro-conditioning
                     uncond = uncond.with_time_ids(cond.time_ids)
-                out_u = self.inverter(x, ts, uncond)
+                out_u = self.inverter(x, net_t, uncond)
                 out = out_u + guidance * (out - out_u)  # eps is affine in the output: same mix
-            return p.eps(out, x, _per_row(ts, x), abar)
+            return out
+
+        return output
+
+    def _eps_fn(self, cond2: Any):
+        output, p, abar = self._guided(cond2), self.ctx.parametrisation, self.ctx.abar
+
+        def eps_fn(x: torch.Tensor, ts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            return p.eps(output(x, ts, rows), x, _per_row(ts, x), abar)
 
         return eps_fn
 
@@ -84,6 +100,8 @@ class InpoMethod(Method):
         return result, {}
 
     def objective(self, batch, draws: PairDraws) -> ObjectiveOutput:
+        if self.ctx.parametrisation.flow:
+            return self._flow_objective(batch, draws)
         x0 = torch.cat([batch.x0_w, batch.x0_l])
         t2 = torch.cat([draws.t, draws.t]).to(x0.device)
         started = time.perf_counter()
@@ -99,6 +117,34 @@ class InpoMethod(Method):
         }
         return preference_output(self.config.beta, errs, calls, extra, batch.fields.get("label_w"))
 
+    def _flow_objective(self, batch, draws: PairDraws) -> ObjectiveOutput:
+        """Flow matching: Euler inversion to each pair's sigma_t (≥ sigma_min), target v_hat."""
+        from ..flow_inversion import first_level_at_least, flow_invert
+        from ..parametrisation import FLOW_TIMESTEPS
+
+        x0 = torch.cat([batch.x0_w, batch.x0_l])
+        t_min = first_level_at_least(self.ctx.abar, self.config.inversion.sigma_min)
+        t2 = torch.cat([draws.t, draws.t]).to(x0.device)
+        raised = float((t2 < t_min).float().mean())
+        t2 = t2.clamp(min=t_min)
+        output = self._guided(batch.cond2)
+        started = time.perf_counter()
+        with torch.no_grad():
+            result = flow_invert(
+                x0,
+                self.ctx.abar[t2],
+                lambda x, sigma, rows: output(x, sigma * FLOW_TIMESTEPS, rows),
+                self.config.inversion.steps,
+            )
+        errs = pair_errors(self.ctx, result.x_t, t2, result.v_hat, batch.cond2)
+        calls = result.n_model_calls * (2 if self.config.inversion.guidance != 1.0 else 1)
+        extra = {
+            "inversion_seconds": time.perf_counter() - started,
+            "inversion_calls": float(calls),
+            "sigma_raised_to_min": raised,
+        }
+        return preference_output(self.config.beta, errs, calls, extra, batch.fields.get("label_w"))
+
     def flush(self) -> None:
         if self.cache is not None:
             self.cache.flush()
@@ -108,3 +154,20 @@ def _per_row(ts: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
     """The inversion's timestep (a scalar or [N]) as int64 [N] for the parametrisation."""
     t = torch.as_tensor(ts, dtype=torch.long)
     return t.expand(x.shape[0]) if t.ndim == 0 else t
+
+
+def check_flow_inversion(inv: Any) -> None:
+    """A flow-matching model inverts in corrected mode, deterministically, without the DDIM cache."""
+    from ..errors import InputError
+
+    if inv.mode != "corrected":
+        raise InputError(
+            "method.inpo.inversion.mode: flow-matching models invert in 'corrected' mode only "
+            "(the release has no flow-matching code to be faithful to)"
+        )
+    if inv.eta != 0.0:
+        raise InputError(
+            f"method.inpo.inversion.eta: flow-matching models invert deterministically; set it to 0 (got {inv.eta})"
+        )
+    if inv.cache:
+        raise InputError("method.inpo.inversion.cache: the inversion cache is for DDIM inversions only")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import losses
 from ..config.sections import SftMethodConfig
-from .base import Method, ObjectiveOutput, PairDraws, forward_noised
+from .base import Method, ObjectiveOutput, PairDraws, forward_noised, model_time
 
 
 class SftMethod(Method):
@@ -15,6 +15,6 @@ class SftMethod(Method):
     def objective(self, batch, draws: PairDraws) -> ObjectiveOutput:
         ctx = self.ctx
         x_t, target = forward_noised(ctx, batch.x0_w, draws.noise.to(batch.x0_w), draws.t)
-        pred = ctx.policy(x_t, draws.t.to(batch.x0_w.device), batch.cond)
+        pred = ctx.policy(x_t, model_time(ctx, draws.t.to(batch.x0_w.device)), batch.cond)
         loss = losses.sft_loss(pred, target)
         return ObjectiveOutput(loss, {"loss": loss.item()}, 0)

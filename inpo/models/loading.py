@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from inpo.parametrisation import EPSILON, Parametrisation, parametrisation_for
+from inpo.parametrisation import EPSILON, FLOW_SCHEDULERS, Parametrisation, levels_of, parametrisation_of
 
 if TYPE_CHECKING:
     from inpo.config.sections import ModelConfig
@@ -52,8 +52,9 @@ def family_spec(family: str) -> FamilySpec:
 class Components:
     """Everything a training or sampling run needs from one base model.
 
-    ``alphas_cumprod`` is the scheduler's ``abar`` table, [num_train_timesteps] float32 on the CPU
-    (move it where it is used). ``vae`` is None for a pixel-space model.
+    ``levels`` is the scheduler's table, [num_train_timesteps] float32 on the CPU (move it where it
+    is used): ``abar`` (alphas_cumprod) for DDPM-type models, the sigmas for flow matching
+    (:func:`inpo.parametrisation.levels_of`). ``vae`` is None for a pixel-space model.
     """
 
     # diffusers/transformers classes are typed ``Any``: mypy cannot see their attributes (``.config``)
@@ -62,14 +63,20 @@ class Components:
     vae: Any  # diffusers.AutoencoderKL, or None: pixel space
     text_encoder: Any  # transformers.CLIPTextModel
     tokenizer: Any  # transformers.CLIPTokenizer
-    scheduler: Any  # diffusers.DDPMScheduler
-    alphas_cumprod: torch.Tensor
+    scheduler: Any  # diffusers.DDPMScheduler, or FlowMatchEulerDiscreteScheduler for a flow model
+    levels: torch.Tensor
     text_encoder_2: Any = None  # transformers.CLIPTextModelWithProjection (SDXL)
     tokenizer_2: Any = None  # transformers.CLIPTokenizer (SDXL)
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32  # of the frozen modules (text encoders; VAE unless upcast)
     micro_conditioning: str = "constant"  # SDXL: "constant" (R, R, 0, 0, R, R) or "real" sizes/crops
     parametrisation: Parametrisation = EPSILON  # what the UNet predicts (the scheduler's prediction_type)
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        if self.parametrisation.flow:
+            raise ValueError("a flow-matching model has sigmas, not alphas_cumprod: use Components.levels")
+        return self.levels
 
     @property
     def is_sdxl(self) -> bool:
@@ -138,7 +145,7 @@ def load_components(
     ``requires_grad`` is left as loaded (True). Refuses a scheduler that does not predict epsilon
     and a UNet whose architecture does not match ``model.family``.
     """
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     spec = family_spec(model_cfg.family)
@@ -147,12 +154,11 @@ def load_components(
     weights: dict[str, Any] = {**hub, "variant": model_cfg.variant}
     device = torch.device(device)
 
-    scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler", **hub)
+    scheduler = load_training_scheduler(base, model_cfg.revision)
     try:
-        parametrisation = parametrisation_for(scheduler.config.prediction_type)
+        parametrisation = parametrisation_of(scheduler)
     except ValueError as err:
         raise ValueError(f"{base}/scheduler: {err}") from err
-    alphas_cumprod = scheduler.alphas_cumprod.detach().to("cpu", torch.float32).clone()
 
     if model_cfg.unet is not None:
         unet = _load_override(UNet2DConditionModel, model_cfg.unet, "unet", unet_dtype)
@@ -204,7 +210,7 @@ def load_components(
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         scheduler=scheduler,
-        alphas_cumprod=alphas_cumprod,
+        levels=levels_of(scheduler),
         text_encoder_2=text_encoder_2,
         tokenizer_2=tokenizer_2,
         device=device,
@@ -212,6 +218,29 @@ def load_components(
         micro_conditioning=model_cfg.sdxl_micro_conditioning,
         parametrisation=parametrisation,
     )
+
+
+def load_training_scheduler(base: str, revision: str | None = None) -> Any:
+    """The base's ``scheduler/`` as its training scheduler: FlowMatchEulerDiscreteScheduler for a
+    flow-matching model (its config's ``_class_name``), else DDPMScheduler (SD's DDIM/PNDM configs
+    carry the same training schedule)."""
+    from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
+
+    config = DDPMScheduler.load_config(base, subfolder="scheduler", revision=revision)
+    cls = FlowMatchEulerDiscreteScheduler if config.get("_class_name") in FLOW_SCHEDULERS else DDPMScheduler
+    return cls.from_pretrained(base, subfolder="scheduler", revision=revision)
+
+
+def is_flow_model(model_cfg: ModelConfig) -> bool:
+    """Whether the base's scheduler config names a flow-matching scheduler (read without loading
+    weights; False when it cannot be read: the loader says why later)."""
+    from diffusers import DDPMScheduler
+
+    try:
+        config = DDPMScheduler.load_config(model_cfg.base, subfolder="scheduler", revision=model_cfg.revision)
+    except Exception:  # noqa: BLE001 - missing or unreachable: not this check's to report
+        return False
+    return config.get("_class_name") in FLOW_SCHEDULERS
 
 
 def _check_unet_family(unet: Any, family: str, spec: FamilySpec) -> None:

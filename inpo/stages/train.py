@@ -52,6 +52,12 @@ def preflight(cfg: Config, method: str | None = None) -> None:
     check_data_source(cfg)
     check_model_locations(cfg)
     check_pair_index(cfg, need_a_winner(cfg, [method] if method else list(cfg.methods)))
+    from ..methods import METHODS
+    from ..models.loading import is_flow_model
+
+    flow = is_flow_model(cfg.model)
+    for name in [method] if method else cfg.methods:
+        METHODS[name].check_settings(getattr(cfg.method, name), flow=flow)
 
 
 def run(

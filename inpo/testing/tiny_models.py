@@ -194,14 +194,25 @@ def write_tiny_sdxl(
 
 
 def write_tiny_pixel(
-    path: str | Path, seed: int = 0, words: Sequence[str] | None = None, image_size: int = IMAGE_SIZE
+    path: str | Path,
+    seed: int = 0,
+    words: Sequence[str] | None = None,
+    image_size: int = IMAGE_SIZE,
+    flow_shift: float | None = None,
 ) -> Path:
-    """A tiny pixel-space model in the SD1.5 layout without ``vae/`` (the toy world's shape)."""
+    """A tiny pixel-space model in the SD1.5 layout without ``vae/`` (the toy world's shape);
+    ``flow_shift``: a flow-matching model (FlowMatchEulerDiscreteScheduler with that shift)."""
     out = Path(path)
     tokenizer = _tokenizer(out / "tokenizer", words)
     _text_encoder(tokenizer, projection=False, seed=seed + 2).save_pretrained(out / "text_encoder")
     _unet(seed, in_channels=3, sample_size=image_size, sdxl=False).save_pretrained(out / "unet")
-    sd_scheduler().save_pretrained(out / "scheduler")
+    if flow_shift is None:
+        sd_scheduler().save_pretrained(out / "scheduler")
+    else:
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        scheduler: Any = FlowMatchEulerDiscreteScheduler(shift=flow_shift)
+        scheduler.save_pretrained(out / "scheduler")
     return out
 
 

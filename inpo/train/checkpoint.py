@@ -102,8 +102,15 @@ def set_aside(root: str | Path, after_step: int = -1) -> Path | None:
     later = [d for d in checkpoint_dirs(root) if checkpoint_step(d) > after_step]
     if not later:
         return None
-    aside = root.with_name(f"{root.name}.set-aside-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
-    aside.mkdir(parents=True)
+    stamp = f"{root.name}.set-aside-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    n = 0
+    while True:  # two set-asides within a second get two folders (mkdir is the atomic claim)
+        aside = root.with_name(stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            aside.mkdir(parents=True)
+            break
+        except FileExistsError:
+            n += 1
     for d in later:
         os.replace(d, aside / d.name)
     return aside

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ..methods import MethodContext, draw_pairs
+from ..methods import MethodContext, TimestepSampling, draw_pairs
 from . import checkpoint as ckpt
 from .batches import BatchLayout, iterate_steps
 from .embedding_cache import build_batch_encoder, embedding_inputs, model_identity
@@ -79,6 +79,12 @@ class _Session:
     live: LiveCurves | None = None  # MLflow while training (main process, $MLFLOW_RUN_ID set)
 
     @property
+    def timesteps(self) -> TimestepSampling:
+        tc = self.run.train
+        kind, mean, std = tc.timestep_sampling, tc.logit_mean, tc.logit_std
+        return TimestepSampling(tc.timestep_min, tc.timestep_max, kind, mean, std)
+
+    @property
     def metrics_path(self) -> Path:
         return self.run.out_dir / "metrics.jsonl"
 
@@ -122,7 +128,7 @@ def _open_session(run: TrainRun, accelerator: Any) -> _Session:
         ema = EMAModel(trainable, decay=tc.ema.decay)
     wrapped, optimizer = accelerator.prepare(policy, optimizer)
     layout = BatchLayout(len(dataset), tc.pairs_per_device, accelerator.num_processes, tc.grad_accum)
-    abar = components.alphas_cumprod.to(device=accelerator.device, dtype=torch.float32)
+    abar = components.levels.to(device=accelerator.device, dtype=torch.float32)  # abar, or flow sigmas
     raw = accelerator.unwrap_model(wrapped)
     return _Session(
         run,
@@ -204,9 +210,7 @@ def _train_step(s: _Session, step: int, epoch: int, micro: list[list[int]]) -> d
     sums: dict[str, float] = {}
     for a, indices in enumerate(micro):
         batch = s.encoder.encode(s.dataset, indices, acc.device)
-        draws = draw_pairs(
-            tc.seed, epoch, indices, tuple(batch.x0_w.shape[1:]), tc.timestep_min, tc.timestep_max
-        )
+        draws = draw_pairs(tc.seed, epoch, indices, tuple(batch.x0_w.shape[1:]), s.timesteps)
         no_sync = contextlib.nullcontext() if a == len(micro) - 1 else acc.no_sync(s.policy)
         with no_sync:
             with acc.autocast():
