@@ -2,6 +2,8 @@
 
     .venv/bin/python -m benchmarks.train_cost                      # tiny SD1.5 built in a temp dir
     .venv/bin/python -m benchmarks.train_cost --resolution 64 --pairs-per-device 4 --threads 1
+    .venv/bin/python -m benchmarks.train_cost --family sd2    # tiny SD2 v-prediction → train_cost_sd2.*
+    .venv/bin/python -m benchmarks.train_cost --family flow   # tiny flow-matching model → train_cost_flow.*
 
 For DPO, InPO-faithful (10 inversion steps), InPO-corrected (3, 5, 10), InPO with the cached reference
 inversion (corrected and faithful, 10 steps), SFT, and DPO with the embedding cache, each in its own
@@ -55,6 +57,17 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 }
 
 
+# family → (model description, the variants that apply; flow models invert deterministically, uncached)
+FAMILY_SETUPS: dict[str, tuple[str, list[str]]] = {
+    "sd15": ("tiny SD1.5 (inpo.testing.write_tiny_sd15)", list(VARIANTS)),
+    "sd2": ("tiny SD2, v-prediction (inpo.testing.write_tiny_sd2)", list(VARIANTS)),
+    "flow": (
+        "tiny pixel-space flow-matching UNet, shift 3 (inpo.testing.write_tiny_pixel)",
+        ["dpo", "inpo-corrected-3", "inpo-corrected-5", "inpo-corrected-10", "sft"],
+    ),
+}
+
+
 def prepare_whole_batches(args: argparse.Namespace, root: Path) -> int:
     """Prepare the pair index with a multiple of the batch size (``data.max_pairs``), so every epoch
     shows every pair and the warm-up epoch fills the whole inversion cache; returns that pair count."""
@@ -73,21 +86,25 @@ def prepare_whole_batches(args: argparse.Namespace, root: Path) -> int:
     return whole
 
 
-def build_world(root: Path, n_rows: int) -> dict[str, Path]:
+def build_world(root: Path, n_rows: int, family: str = "sd15", resolution: int = 32) -> dict[str, Path]:
     from inpo.data.fixtures import write_pickapic_fixture
-    from inpo.testing import write_tiny_sd15
+    from inpo.testing import write_tiny_pixel, write_tiny_sd2, write_tiny_sd15
 
     model, fixture = root / "model", root / "fixture"
     if not model.exists():
-        write_tiny_sd15(model, words=WORDS)
+        if family == "flow":
+            write_tiny_pixel(model, words=WORDS, image_size=resolution, flow_shift=3.0)
+        else:
+            (write_tiny_sd2 if family == "sd2" else write_tiny_sd15)(model, words=WORDS)
     if not fixture.exists():
         write_pickapic_fixture(fixture, n_rows=n_rows, n_ties=2, n_corrupt=2, n_shards=2)
     return {"model": model, "fixture": fixture}
 
 
 def base_overrides(args: argparse.Namespace, model: Path, fixture: Path, root: Path) -> list[str]:
+    family = ["model.family=toy", "world=pickapic", "method.inpo.inversion.eta=0"]  # a pixel-space flow
     return [
-        f"model.family={args.family}",
+        *(family if args.family == "flow" else [f"model.family={args.family}"]),
         f"model.pretrained={model}",
         f"data.source={fixture}",
         f"data.resolution={args.resolution}",
@@ -265,10 +282,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=40, help="pairs in the fixture before ties/corrupt rows")
     parser.add_argument("--measure-steps", type=int, default=0, help="0: one whole epoch after the warm-up")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    parser.add_argument("--family", default="sd15", choices=["sd15"])
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--family", default="sd15", choices=list(FAMILY_SETUPS))
+    parser.add_argument("--variants", nargs="*", default=None, choices=list(VARIANTS), help="default: the family's")
     parser.add_argument("--root", default=None, help="working folder (default: a temp dir)")
-    parser.add_argument("--out", default=str(RESULTS / "train_cost"), help="results path without suffix")
+    parser.add_argument("--out", default=None, help="results path without suffix (default: train_cost[_family])")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--max-pairs", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
@@ -280,10 +297,13 @@ def main() -> None:
         return
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    description, family_variants = FAMILY_SETUPS[args.family]
+    args.variants = args.variants or family_variants
+    args.out = args.out or str(RESULTS / ("train_cost" if args.family == "sd15" else f"train_cost_{args.family}"))
     runs: dict[str, list[dict]] = {name: [] for name in args.variants}
     with tempfile.TemporaryDirectory(prefix="train-cost-") as tmp:
         root = Path(args.root or tmp)
-        build_world(root, args.rows)
+        build_world(root, args.rows, args.family, args.resolution)
         args.max_pairs = prepare_whole_batches(args, root)
         for round_index in range(args.rounds):  # round-robin: drifting load on a shared machine hits all
             for name in args.variants:
@@ -307,7 +327,7 @@ def main() -> None:
         "threads_per_run": args.threads,
     }
     setup = {
-        "model": "tiny SD1.5 (inpo.testing.write_tiny_sd15)",
+        "model": description,
         "resolution": args.resolution,
         "pairs_per_device": args.pairs_per_device,
         "fixture_rows": args.rows,

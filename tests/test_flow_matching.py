@@ -197,3 +197,13 @@ def test_logit_normal_timesteps_follow_sd3s_density() -> None:
     assert float(shifted.float().mean()) > 600  # mean 1: more noise
     uniform = draw_pairs(0, 0, list(range(4000)), (1, 1, 1), TimestepSampling(100, 199)).t
     assert int(uniform.min()) == 100 and int(uniform.max()) == 199
+
+
+def test_velocity_mse_is_eps_mse_over_one_minus_sigma_squared() -> None:
+    levels = torch.tensor([0.2, 0.5, 0.9])
+    g = torch.Generator().manual_seed(4)
+    x_t, v1, v2 = (torch.randn(3, 2, 2, 2, generator=g).double() for _ in range(3))
+    for t in range(3):
+        ts = torch.full((3,), t)
+        mse_eps = (F.eps(v1, x_t, ts, levels.double()) - F.eps(v2, x_t, ts, levels.double())).pow(2).mean()
+        assert float((v1 - v2).pow(2).mean()) == pytest.approx(float(mse_eps) / (1 - float(levels[t])) ** 2)

@@ -4,6 +4,7 @@ SD2-architecture v-prediction model saved and loaded through the real loader (is
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -192,3 +193,18 @@ def test_sd2_samples_through_the_schedulers_v_prediction(sd2_world) -> None:
     assert images.shape == (2, 3, 16, 16) and torch.isfinite(images).all()
     again = sample_images(components, components.unet, ["red cat"], [0], steps=3, guidance=2.0)
     torch.testing.assert_close(again[0], images[0])  # a fixed seed is the same image
+
+
+def test_check_sizes_sd21_at_its_real_size_from_configs_only(capsys) -> None:
+    """``inpo check --shapes-only`` on the shipped SD2.1 configs (no weights): the published sizes,
+    and the memory estimate's formula from them (AdamW 16 B per trainable parameter, bf16 copies)."""
+    from inpo.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    args = ["check", "--shapes-only", "model.family=sd2", f"model.pretrained={root}/configs/models/sd21-768-v"]
+    assert main([*args, "train.mixed_precision=bf16"]) in (0, None)
+    out = capsys.readouterr().out
+    assert "UNet 865,910,724 parameters" in out  # stabilityai/stable-diffusion-2-1's UNet
+    assert "frozen encoders 424,041,703 × 2 B" in out  # OpenCLIP-H text 340,387,840 + VAE 83,653,863
+    gib = (865_910_724 * 16 + 865_910_724 * 2 + 424_041_703 * 2) / 1024**3
+    assert f"~{gib:.2f} GiB" in out and "scorers: not loaded" in out

@@ -11,6 +11,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import layout
 from ..config import Config
@@ -26,6 +27,12 @@ class CheckError(RuntimeError):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-weights", action="store_true", help="skip loading weights (config and data only)"
+    )
+    parser.add_argument(
+        "--shapes-only",
+        action="store_true",
+        help="size the model from its config files (no weights read; scorers not loaded): a memory "
+        "estimate for a model not downloaded, e.g. model.pretrained=configs/models/sd21-768-v",
     )
 
 
@@ -92,26 +99,36 @@ def estimate_memory(
     return MemoryEstimate(trainable_params, frozen_params, unet_params, total / GIB, formula)
 
 
-def check_weights(cfg: Config) -> list[str]:
-    """Load the base components and every configured scorer; lines describing what loaded."""
-    import torch
-
+def _sizes(cfg: Config, shapes_only: bool) -> tuple[Any, int, int]:
+    """(the UNet, its parameter count, the frozen modules' count), loaded or from configs only."""
     from ..models import load_components
-    from ..models.reference import add_lora_adapter, lora_parameters
+    from ..models.shapes import model_shapes
 
-    lines = []
     try:
+        if shapes_only:
+            shapes = model_shapes(cfg.model)
+            return shapes.unet, shapes.unet_params, shapes.frozen_params
         components = load_components(cfg.model)
     except Exception as err:  # missing folder, wrong family, hub unreachable: say which setting
         raise CheckError(f"model.pretrained: cannot load {cfg.model.pretrained!r}: {err}") from None
-    unet = components.unet
-    unet_params = sum(p.numel() for p in unet.parameters())
     frozen = sum(
         p.numel()
         for m in (components.vae, components.text_encoder, components.text_encoder_2)
         if m is not None
         for p in m.parameters()
     )
+    return components.unet, sum(p.numel() for p in components.unet.parameters()), frozen
+
+
+def check_weights(cfg: Config, shapes_only: bool = False) -> list[str]:
+    """Load the base components and every configured scorer (``shapes_only``: size the base from its
+    config files, load no scorer); lines describing what loaded."""
+    import torch
+
+    from ..models.reference import add_lora_adapter, lora_parameters
+
+    lines = []
+    unet, unet_params, frozen = _sizes(cfg, shapes_only)
     trainable = unet_params
     if cfg.model.lora.enabled:
         add_lora_adapter(unet, cfg.model.lora)
@@ -125,6 +142,8 @@ def check_weights(cfg: Config) -> list[str]:
             f"(grow with train.pairs_per_device={cfg.train.pairs_per_device} × resolution²)"
         )
     lines.append(f"  = {estimate.formula}")
+    if shapes_only:
+        return [*lines, "scorers: not loaded (--shapes-only)"]
     from evaluation.scorers.base import build_scorer
 
     for name in cfg.eval.scorers:
@@ -175,7 +194,7 @@ def preflight(cfg: Config) -> None:
     config_checks(cfg)
 
 
-def run(cfg: Config, no_weights: bool = False) -> None:
+def run(cfg: Config, no_weights: bool = False, shapes_only: bool = False) -> None:
     from evaluation.prompts import check_prompt_sets
 
     from ..locations import check_model_locations
@@ -188,7 +207,7 @@ def run(cfg: Config, no_weights: bool = False) -> None:
         check_model_locations(cfg, extra_models=True)  # every weights location exists (or is a hub id)
         check_prompt_sets(cfg.eval)
         if not no_weights:
-            for line in check_weights(cfg):
+            for line in check_weights(cfg, shapes_only):
                 print(line)
     except CheckError as err:  # (an InputError goes to the command: exit 2, like every stage)
         print(f"inpo check: {err}", file=sys.stderr)
