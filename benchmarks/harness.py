@@ -43,7 +43,7 @@ from inpo.train.run import TrainObserver  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 MANIFESTS = REPO / "benchmarks" / "manifests"
-PROTOCOL_WORLDS = ("toy-mixed",)  # worlds built under issue 10's protocol: InPO only after validation
+PROTOCOL_WORLDS = ("toy-mixed", "toy-flow")  # built under issue 10's protocol: InPO only after validation
 INV = "method.inpo.inversion"
 
 Arms = dict[str, tuple[str, list[str]]]
@@ -115,12 +115,15 @@ def pairs_key(cfg: Any) -> dict[str, Any]:
         return h.hexdigest()
 
     bases = {"toy.base.out": Path(cfg.toy.base.out), "toy.mixed.base_out": Path(cfg.toy.mixed.base_out)}
+    if cfg.world == "toy-flow":  # its pairs come from its own base only
+        bases = {"toy.flow.base_out": Path(cfg.toy.flow.base_out)}
     return {  # no paths: the key of one world is the same on every machine
         "world": cfg.world,
         "seed": cfg.toy.seed,
         "resolution": cfg.toy.resolution,
         "pairs": asdict(cfg.toy.pairs),
         "mixed": {k: v for k, v in asdict(cfg.toy.mixed).items() if k != "base_out"},
+        **({"flow_shift": cfg.toy.flow.shift} if cfg.world == "toy-flow" else {}),
         "bases": {key: folder_hash(folder) for key, folder in bases.items() if folder.is_dir()},
     }
 
@@ -215,6 +218,7 @@ def evaluate(components: Any, unet: torch.nn.Module, items: EvalItems, resolutio
     from inpo.sampling import sample_images, to_uint8
     from inpo.toyworld.metrics import diversity, prompt_following
     from inpo.toyworld.oracle import OracleScorer
+    from inpo.toyworld.sampling import toy_sampler
 
     images = sample_images(
         components,
@@ -223,7 +227,7 @@ def evaluate(components: Any, unet: torch.nn.Module, items: EvalItems, resolutio
         items.seeds,
         steps=items.sample_steps,
         guidance=items.guidance,
-        scheduler="ddim",
+        scheduler=toy_sampler(components),  # DDIM; flow Euler for world toy-flow's base
         resolution=resolution,
     )
     u8 = to_uint8(images)

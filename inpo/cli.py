@@ -46,10 +46,10 @@ STAGES: dict[tuple[str, ...], tuple[str, str]] = {
     ),
     ("report",): ("inpo.stages.report", "Markdown/HTML report: tables, win-rate charts, image grids"),
     ("relabel",): ("inpo.stages.relabel", "AI feedback: relabel the pair set's winners with a scorer"),
-    ("world", "base"): ("inpo.stages.world_base", "The world's base-model recipe (toy, toy-mixed: from scratch on CPU)"),
+    ("world", "base"): ("inpo.stages.world_base", "The world's base-model recipe (toy, toy-mixed, toy-flow: from scratch on CPU)"),
     ("world", "pairs"): (
         "inpo.stages.world_pairs",
-        "The world's preference pairs (toy: base samples judged by the oracle; toy-mixed: three generators, noisy labels)",
+        "The world's preference pairs (toy, toy-flow: base samples judged by the oracle; toy-mixed: three generators, noisy labels)",
     ),
 }
 

@@ -22,9 +22,10 @@ SCHEDULERS = {
 FLOW_SAMPLERS = ("flow_euler",)
 
 
-def make_scheduler(name: str, config: Any) -> Any:
+def make_scheduler(name: str, config: Any, flow: bool | None = None) -> Any:
     """A sampling scheduler built from the base's training-scheduler config (a flow-matching model
-    samples with a flow scheduler, a DDPM-type model with the others)."""
+    samples with a flow scheduler, a DDPM-type model with the others; ``flow``: which the model is,
+    None: as the config's ``_class_name`` says)."""
     import diffusers
 
     from .parametrisation import FLOW_SCHEDULERS
@@ -33,7 +34,7 @@ def make_scheduler(name: str, config: Any) -> Any:
         raise ValueError(
             f"sample.scheduler: unknown scheduler {name!r}; expected one of {', '.join(SCHEDULERS)}"
         )
-    flow_model = config.get("_class_name") in FLOW_SCHEDULERS
+    flow_model = config.get("_class_name") in FLOW_SCHEDULERS if flow is None else flow
     if flow_model != (name in FLOW_SAMPLERS):
         kind, fits = ("a flow-matching", FLOW_SAMPLERS) if flow_model else ("a DDPM-type", ("ddim", "euler", "dpm"))
         raise ValueError(f"sample.scheduler: {name!r} cannot sample {kind} model; use one of {', '.join(fits)}")
@@ -66,7 +67,7 @@ def sample_images(
     side = res // components.vae_scale_factor
     device = next(unet.parameters()).device
     dtype = next(unet.parameters()).dtype
-    sched = make_scheduler(scheduler, components.scheduler.config)
+    sched = make_scheduler(scheduler, components.scheduler.config, components.parametrisation.flow)
     sched.set_timesteps(steps)
     x = initial_noise(seeds, (components.latent_channels, side, side)).to(device)
     x = x * getattr(sched, "init_noise_sigma", 1.0)  # flow schedulers start at unit noise

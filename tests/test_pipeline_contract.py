@@ -140,5 +140,5 @@ def test_unknown_world_lists_the_valid_ones() -> None:
     from inpo.config import ConfigError
     from inpo.worlds import get_world
 
-    with pytest.raises(ConfigError, match="world: 'mars' is not a world; expected one of toy, toy-mixed, pickapic"):
+    with pytest.raises(ConfigError, match="world: 'mars' is not a world; expected one of toy, toy-mixed, toy-flow, pickapic"):
         get_world(load_config(DEFAULT_PARAMS, ["world=mars"]))

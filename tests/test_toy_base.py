@@ -142,11 +142,11 @@ def test_shipped_base_matches_the_default_recipe_settings():
 def test_shipped_base_follows_heldout_prompts():
     from inpo.toyworld.metrics import prompt_following
     from inpo.toyworld.prompts import heldout_prompts
-    from inpo.toyworld.sampling import ddim_sample
+    from inpo.toyworld.sampling import sample_toy
 
     model = load_model(SHIPPED)
     prompts = [p for p in heldout_prompts() for _ in range(2)]
-    x = ddim_sample(model, prompts, [0, 1] * 12, steps=20, guidance=7.5)
+    x = sample_toy(model, prompts, [0, 1] * 12, steps=20, guidance=7.5)
     result = prompt_following((x.clamp(-1, 1) + 1) / 2, prompts)
     assert result["accuracy"] >= 0.5, result
 
@@ -179,3 +179,38 @@ def test_shipped_weak_base_matches_the_recipe_settings_and_is_weaker():
     assert weak["settings"]["flaws"] == json.loads(json.dumps(_asdict(cfg.toy.mixed)))
     assert weak["eval"]["heldout"]["oracle_mean"] < strong["eval"]["heldout"]["oracle_mean"]
     assert cfg.model.pretrained == str(cfg.toy.mixed.base_out)
+
+
+FLOW_SHIPPED = SHIPPED.parent / "toy-flow-base"
+
+
+def test_world_toy_flow_trains_a_rectified_flow_base(tiny_run, tmp_path):
+    """The same recipe with the objective switched: a FlowMatchEulerDiscreteScheduler with
+    ``toy.flow.shift``, loaded back as a flow-matching model, sampled with flow Euler; same init and
+    data stream as the epsilon base, other weights."""
+    from inpo.parametrisation import FLOW_MATCHING
+    from inpo.worlds import WORLDS
+
+    out, _ = tiny_run
+    cfg = load_config(DEFAULT_PARAMS, [*TINY, "world=toy-flow", f"toy.flow.base_out={tmp_path / 'flow'}"])
+    meta = WORLDS["toy-flow"].train_base(cfg, progress=False)
+    scheduler = json.loads((tmp_path / "flow" / "scheduler" / "scheduler_config.json").read_text())
+    assert scheduler["_class_name"] == "FlowMatchEulerDiscreteScheduler" and scheduler["shift"] == 3.0
+    assert "rectified flow" in meta["recipe"] and meta["sampling"]["scheduler"] == "flow_euler"
+    assert load_model(tmp_path / "flow").parametrisation is FLOW_MATCHING
+    flow, plain = _weights(tmp_path / "flow"), _weights(out)
+    assert any(not torch.equal(flow[k], plain[k]) for k in flow)
+    assert cfg.model.pretrained == str(tmp_path / "flow")
+
+
+def test_shipped_flow_base_matches_the_recipe_settings_and_loads_as_a_flow():
+    from inpo.parametrisation import FLOW_MATCHING
+
+    cfg = load_config(DEFAULT_PARAMS, ["world=toy-flow"])
+    metadata = json.loads((FLOW_SHIPPED / "metadata.json").read_text())
+    assert metadata["settings"]["model"] == json.loads(json.dumps(_asdict(cfg.toy.model)))
+    assert metadata["settings"]["base"] == json.loads(json.dumps(_asdict(cfg.toy.base)))
+    assert f"shift {cfg.toy.flow.shift}" in metadata["recipe"] and metadata["sampling"]["scheduler"] == "flow_euler"
+    assert load_model(FLOW_SHIPPED).parametrisation is FLOW_MATCHING
+    assert cfg.model.pretrained == cfg.toy.flow.base_out
+    assert sum(f.stat().st_size for f in FLOW_SHIPPED.rglob("*") if f.is_file()) < 8 * 2**20

@@ -48,6 +48,7 @@ def installed_asset(path: str) -> str:
 WORLD_BASES: dict[str, tuple[str, ...]] = {
     "toy": ("toy", "base", "out"),
     "toy-mixed": ("toy", "mixed", "base_out"),
+    "toy-flow": ("toy", "flow", "base_out"),
 }
 """The config key of each world's own base, what ``model.pretrained: null`` means there (a world
 without one, e.g. pickapic, needs ``model.pretrained``). Kept here, not in :mod:`inpo.worlds`, so
@@ -83,7 +84,8 @@ class Config:
                 )
         base = dataclasses.replace(self.toy.base, out=installed_asset(self.toy.base.out))
         mixed = dataclasses.replace(self.toy.mixed, base_out=installed_asset(self.toy.mixed.base_out))
-        object.__setattr__(self, "toy", dataclasses.replace(self.toy, base=base, mixed=mixed))
+        flow = dataclasses.replace(self.toy.flow, base_out=installed_asset(self.toy.flow.base_out))
+        object.__setattr__(self, "toy", dataclasses.replace(self.toy, base=base, mixed=mixed, flow=flow))
         if self.model.pretrained is None and self.world in WORLD_BASES:
             object.__setattr__(self, "model", dataclasses.replace(self.model, pretrained=self._world_base()))
 

@@ -347,8 +347,16 @@ class ToyMixedConfig:
 
 
 @dataclass(frozen=True)
+class ToyFlowConfig:
+    """World ``toy-flow``: world ``toy`` with its base trained by rectified flow (``inpo world base``)."""
+
+    base_out: str = "inpo/assets/toy-flow-base"  # the shipped flow-matching base
+    shift: float = field(default=3.0, metadata={"gt": 0.0})  # FlowMatchEulerDiscreteScheduler's (SD3's)
+
+
+@dataclass(frozen=True)
 class ToyConfig:
-    """The embedded toy worlds (see inpo/toyworld): ``toy`` and ``toy-mixed``."""
+    """The embedded toy worlds (see inpo/toyworld): ``toy``, ``toy-mixed`` and ``toy-flow``."""
 
     resolution: int = field(default=16, metadata={"gt": 0})
     seed: int = 0
@@ -356,3 +364,4 @@ class ToyConfig:
     base: ToyBaseConfig = field(default_factory=ToyBaseConfig)
     pairs: ToyPairsConfig = field(default_factory=ToyPairsConfig)
     mixed: ToyMixedConfig = field(default_factory=ToyMixedConfig)
+    flow: ToyFlowConfig = field(default_factory=ToyFlowConfig)

@@ -51,6 +51,7 @@ def template_config() -> Config:
     )
     toy = put(cfg.toy, "base", put(cfg.toy.base, "out", "${toy.base.out}"))
     toy = put(toy, "mixed", put(cfg.toy.mixed, "base_out", "${toy.mixed.base_out}"))
+    toy = put(toy, "flow", put(cfg.toy.flow, "base_out", "${toy.flow.base_out}"))
     for name, value in (("paths", paths), ("toy", toy), ("world", "${world}")):
         object.__setattr__(cfg, name, value)
     object.__setattr__(cfg, "data", put(cfg.data, "source", "${data.source}"))

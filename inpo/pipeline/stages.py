@@ -92,6 +92,10 @@ def _toy_weak_base(cfg: Config, item: str) -> Path:
     return Path(cfg.toy.mixed.base_out)
 
 
+def _toy_flow_base(cfg: Config, item: str) -> Path:
+    return Path(cfg.toy.flow.base_out)
+
+
 STAGES: tuple[Stage, ...] = (
     Stage(
         "world_pairs",
@@ -99,7 +103,7 @@ STAGES: tuple[Stage, ...] = (
         "inpo.stages.world_pairs",
         "the world's own pairs (worlds that make them: toy, toy-mixed); data.source points here",
         params=("world", "toy.seed", "toy.resolution", "toy.pairs", "toy.mixed"),
-        inputs=(_toy_base, _toy_weak_base),
+        inputs=(_toy_base, _toy_weak_base, _toy_flow_base),
         outs=(_p(layout.world_pairs_dir),),
     ),
     Stage(

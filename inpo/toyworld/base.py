@@ -1,7 +1,7 @@
 """The toy base recipe: train UNet and text encoder from scratch on freshly rendered scenes.
 
 Objective: the standard epsilon MSE of SD training, ``|| eps(sqrt(abar_t) x0 + sqrt(1 - abar_t) n, t, c) - n ||²``
-with ``t ~ U{0..999}``, captions dropped to "" with probability ``caption_dropout`` (so CFG works).
+with ``t ~ U{0..999}`` (world toy-flow: the rectified-flow velocity MSE at the shifted sigma_t instead), captions dropped to "" with probability ``caption_dropout`` (so CFG works).
 Every batch is new scenes of training prompts (random size and position), so the model never sees
 a held-out prompt. AdamW, linear warm-up then cosine decay to 10% of the peak, gradient clipping,
 and an EMA of the weights that is what gets saved. Seeded: same settings and thread count → same
@@ -24,7 +24,7 @@ from .metrics import diversity, prompt_following
 from .model import SCHEDULER_CONFIG, build_model, save_model
 from .oracle import OracleScorer
 from .prompts import heldout_prompts, training_prompts
-from .sampling import ddim_sample
+from .sampling import sample_toy, toy_sampler
 from .world import random_scenes, render
 
 if TYPE_CHECKING:
@@ -50,6 +50,18 @@ def epsilon_loss(
     return torch.nn.functional.mse_loss(model.unet(x_t, t, context).sample, noise)
 
 
+def flow_loss(
+    model: Components, x0: torch.Tensor, ids: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
+) -> torch.Tensor:
+    """Rectified flow: x_t = (1 - sigma_t) x0 + sigma_t noise, the network (at sigma_t · 1000)
+    regresses the velocity noise - x0 → scalar mean squared error."""
+    p, levels = model.parametrisation, model.levels
+    x_t = p.noised(x0, noise, t, levels)
+    context = model.text_encoder(ids)[0]
+    prediction = model.unet(x_t, p.model_timestep(t, levels), context).sample
+    return torch.nn.functional.mse_loss(prediction, p.target(x0, noise, t, levels))
+
+
 def _token_table(model: Components, prompts: list[str]) -> torch.Tensor:
     tok = model.tokenizer
     return tok(
@@ -63,7 +75,7 @@ def evaluate(
     """Sample every prompt with seeds 0..k-1; oracle mean, prompt-following accuracies and diversity."""
     items = [(p, s) for p in prompts for s in range(seeds_per_prompt)]
     item_prompts = [p for p, _ in items]
-    x = ddim_sample(model, item_prompts, [s for _, s in items], steps, guidance)
+    x = sample_toy(model, item_prompts, [s for _, s in items], steps, guidance)
     images = (x.clamp(-1, 1) + 1) / 2
     return {
         "images": len(items),
@@ -140,7 +152,7 @@ def fit(model: Components, cfg: Config, progress: bool, flawed: bool = False) ->
         x0, ids, t, noise = draw_batch(prompts, table, base, toy.resolution, gen, flaws)
         for group in opt.param_groups:
             group["lr"] = base.learning_rate * lr_factor(step, base)
-        loss = epsilon_loss(model, x0, ids, t, noise)
+        loss = (flow_loss if model.parametrisation.flow else epsilon_loss)(model, x0, ids, t, noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, base.max_grad_norm)
@@ -157,9 +169,12 @@ def fit(model: Components, cfg: Config, progress: bool, flawed: bool = False) ->
     return losses
 
 
-def train_base(cfg: Config, out: str | Path, progress: bool = True, flawed: bool = False) -> dict[str, Any]:
-    """Train the toy base with ``cfg.toy`` (the weak base of world toy-mixed when ``flawed``), write it
-    to ``out`` atomically, return its metadata."""
+def train_base(
+    cfg: Config, out: str | Path, progress: bool = True, flawed: bool = False, flow_shift: float | None = None
+) -> dict[str, Any]:
+    """Train the toy base with ``cfg.toy`` (the weak base of world toy-mixed when ``flawed``; a
+    rectified-flow base with that sigma shift when ``flow_shift``), write it to ``out`` atomically,
+    return its metadata."""
     import diffusers
     import transformers
 
@@ -170,13 +185,15 @@ def train_base(cfg: Config, out: str | Path, progress: bool = True, flawed: bool
     with torch_threads(cfg.runtime.cpu_threads):
         start = time.perf_counter()
         torch.manual_seed(toy.seed)
-        model = build_model(toy.resolution, toy.model)
+        model = build_model(toy.resolution, toy.model, flow_shift)
         losses = fit(model, cfg, progress, flawed)
         train_seconds = time.perf_counter() - start
         tail = losses[-100:]
         steps, guidance = cfg.sample.steps, cfg.sample.guidance
         metadata: dict[str, Any] = {
-            "recipe": "inpo toy base" + (" (flawed renders: toy-mixed's weak base)" if flawed else ""),
+            "recipe": "inpo toy base"
+            + (" (flawed renders: toy-mixed's weak base)" if flawed else "")
+            + (f" (rectified flow, shift {flow_shift}: toy-flow's base)" if flow_shift is not None else ""),
             "seed": toy.seed,
             "settings": {
                 "resolution": toy.resolution,
@@ -192,7 +209,7 @@ def train_base(cfg: Config, out: str | Path, progress: bool = True, flawed: bool
                 "unet": sum(p.numel() for p in model.unet.parameters()),
                 "text_encoder": sum(p.numel() for p in model.text_encoder.parameters()),
             },
-            "sampling": {"scheduler": "ddim", "eta": 0.0, "steps": steps, "guidance": guidance},
+            "sampling": {"scheduler": toy_sampler(model), "eta": 0.0, "steps": steps, "guidance": guidance},
             "eval": {
                 "heldout": evaluate(model, heldout_prompts(toy), base.eval_seeds, steps, guidance),
                 "train": evaluate(model, training_prompts(toy), 2, steps, guidance),

@@ -88,12 +88,12 @@ def write_sample_grid(cfg: Config, base_dir: str | Path, path: str | Path, seeds
     from ..sampling import to_pil
     from .model import load_model
     from .prompts import heldout_prompts
-    from .sampling import ddim_sample
+    from .sampling import sample_toy
 
     model = load_model(base_dir)
     prompts = heldout_prompts(cfg)
     images = to_pil(
-        ddim_sample(
+        sample_toy(
             model,
             [p for p in prompts for _ in range(seeds)],
             list(range(seeds)) * len(prompts),

@@ -22,8 +22,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from ..tokenizer import write_clip_tokenizer
 from .world import VOCABULARY
 
@@ -89,26 +87,39 @@ def build_unet(resolution: int, cross_attention_dim: int, cfg: ToyModelConfig) -
     )
 
 
-def build_scheduler() -> Any:
-    from diffusers import DDPMScheduler
+def build_scheduler(flow_shift: float | None = None) -> Any:
+    """SD's DDPM schedule, or (``flow_shift``) a FlowMatchEulerDiscreteScheduler with that shift."""
+    from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
 
+    if flow_shift is not None:
+        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=flow_shift)
     return DDPMScheduler.from_config(SCHEDULER_CONFIG)
 
 
-def build_model(resolution: int, cfg: ToyModelConfig) -> Components:
-    """Fresh, randomly initialised toy components (seed torch before calling for reproducibility).
+def build_model(resolution: int, cfg: ToyModelConfig, flow_shift: float | None = None) -> Components:
+    """Fresh, randomly initialised toy components (seed torch before calling for reproducibility);
+    ``flow_shift``: a flow-matching model (world toy-flow).
 
     The same :class:`inpo.models.Components` the project's loader returns (``vae`` None: pixel space),
     so sampling and training code take a freshly built base and a loaded one alike.
     """
     from ..models import Components
+    from ..parametrisation import levels_of, parametrisation_of
 
     tokenizer = build_tokenizer(cfg.max_tokens)
     text_encoder = build_text_encoder(tokenizer, cfg)
     unet = build_unet(resolution, cfg.text_hidden, cfg)
-    scheduler = build_scheduler()
-    abar = scheduler.alphas_cumprod.detach().to(torch.float32).clone()
-    return Components("toy", unet, None, text_encoder, tokenizer, scheduler, abar)
+    scheduler = build_scheduler(flow_shift)
+    return Components(
+        "toy",
+        unet,
+        None,
+        text_encoder,
+        tokenizer,
+        scheduler,
+        levels_of(scheduler),
+        parametrisation=parametrisation_of(scheduler),
+    )
 
 
 def save_model(model: Components, out_dir: str | Path) -> Path:

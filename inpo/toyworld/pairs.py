@@ -27,7 +27,7 @@ from ..sampling import to_uint8
 from .model import load_model
 from .oracle import OracleScorer
 from .prompts import training_prompts
-from .sampling import ddim_sample
+from .sampling import sample_toy
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -80,7 +80,7 @@ def sample_pixels(
     out = []
     for start in tqdm(range(0, len(prompts), cfg.batch_size), desc="toy pairs", disable=not progress):
         chunk = slice(start, start + cfg.batch_size)
-        images = ddim_sample(model, prompts[chunk], seeds[chunk], cfg.steps, cfg.guidance, cfg.batch_size)
+        images = sample_toy(model, prompts[chunk], seeds[chunk], cfg.steps, cfg.guidance, cfg.batch_size)
         out.append(to_uint8(images))
     return torch.cat(out)
 

@@ -1,4 +1,4 @@
-"""DDIM sampling of a toy model in chunks, through the project's sampler (:mod:`inpo.sampling`).
+"""Sampling of a toy model in chunks (DDIM, or flow Euler for a flow base), through the project's sampler (:mod:`inpo.sampling`).
 
 Each image's initial noise comes from its own seed, so an image does not depend on batch layout:
 the same (prompt, seed) gives the same image for any chunk size, and the same image the evaluation
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 @torch.no_grad()
-def ddim_sample(
+def sample_toy(
     model: Components,
     prompts: Sequence[str],
     seeds: Sequence[int],
@@ -25,11 +25,12 @@ def ddim_sample(
     guidance: float,
     batch_size: int = 256,
 ) -> torch.Tensor:
-    """DDIM (eta 0) samples with CFG ``guidance`` → [N, 3, H, W] pixels in [-1, 1] (clamped)."""
+    """DDIM (eta 0) samples with CFG ``guidance`` → [N, 3, H, W] pixels in [-1, 1] (clamped); a
+    flow-matching model samples with the flow Euler scheduler instead (:func:`toy_sampler`)."""
     from ..sampling import sample_images
 
     if len(prompts) != len(seeds):
-        raise ValueError(f"ddim_sample: {len(prompts)} prompts but {len(seeds)} seeds")
+        raise ValueError(f"sample_toy: {len(prompts)} prompts but {len(seeds)} seeds")
     size = int(model.unet.config.sample_size)
     chunks = [
         sample_images(
@@ -39,9 +40,14 @@ def ddim_sample(
             list(seeds[i : i + batch_size]),
             steps=steps,
             guidance=guidance,
-            scheduler="ddim",
+            scheduler=toy_sampler(model),
             resolution=size,
         )
         for i in range(0, len(prompts), batch_size)
     ]
     return torch.cat(chunks) if chunks else torch.zeros(0, 3, size, size)
+
+
+def toy_sampler(model: Components) -> str:
+    """The sampling scheduler of a toy model: DDIM, or flow Euler for a flow-matching one."""
+    return "flow_euler" if model.parametrisation.flow else "ddim"

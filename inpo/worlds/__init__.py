@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from .base import World, WorldError
 from .pickapic import PickapicWorld
 from .toy import ToyWorld
+from .toy_flow import ToyFlowWorld
 from .toy_mixed import ToyMixedWorld
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ __all__ = ["WORLDS", "World", "WorldError", "get_world"]
 WORLDS: dict[str, World] = {
     "toy": ToyWorld(),
     "toy-mixed": ToyMixedWorld(),
+    "toy-flow": ToyFlowWorld(),
     "pickapic": PickapicWorld(),
 }
 
