@@ -169,7 +169,7 @@ def generate_pairs(
     base_meta = Path(base_dir) / "metadata.json"
     metadata = {
         "generator": "inpo toy pairs",
-        "world": "toy",
+        "world": cfg.world,  # toy, or toy-flow (the same generator on its flow base)
         "seed": cfg.toy.seed,
         "settings": asdict(cfg.toy.pairs),
         "base": {
