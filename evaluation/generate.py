@@ -27,6 +27,7 @@ from evaluation.generation_settings import check_settings, generation_settings
 from inpo import layout
 from inpo.io import write_parquet_atomic, write_png_atomic
 from inpo.layout import MANIFEST_FILE
+from inpo.models.families import DENOISER_CLASSES
 
 if TYPE_CHECKING:
     from evaluation.prompts import EvalItem
@@ -66,14 +67,15 @@ class ModelSpec:
 
 
 def weights_kind(folder: str | Path) -> str:
-    """``"lora"`` for a folder with ``pytorch_lora_weights.safetensors``, ``"unet"`` for a UNet folder
-    (``config.json``) or a pipeline folder holding ``unet/``; a missing folder is an error."""
+    """``"lora"`` for a folder with ``pytorch_lora_weights.safetensors``, ``"unet"`` for a UNet (or SD3
+    transformer) folder (``config.json``) or a pipeline folder holding ``unet/`` (``transformer/``); a
+    missing folder is an error."""
     from inpo.models.saving import LORA_WEIGHT_NAME
 
     path = Path(folder)
     if (path / LORA_WEIGHT_NAME).is_file():
         return "lora"
-    if (path / "config.json").is_file() or (path / "unet" / "config.json").is_file():
+    if any((path / sub / "config.json").is_file() for sub in (".", *DENOISER_CLASSES)):
         return "unet"
     raise FileNotFoundError(
         f"{path}: neither a UNet folder (config.json), a pipeline folder (unet/config.json) nor a LoRA "

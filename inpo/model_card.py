@@ -40,10 +40,14 @@ def _load_snippet(cfg: Config) -> list[str]:
             *lines,
             'pipe.load_lora_weights("path/to/this/folder")  # pytorch_lora_weights.safetensors',
         ]
+    from .models.families import DENOISER_CLASSES, family_spec
+
+    spec = family_spec(cfg.model.family)
+    cls = DENOISER_CLASSES[spec.denoiser]
     return [
         *lines,
-        "from diffusers import UNet2DConditionModel",
-        'pipe.unet = UNet2DConditionModel.from_pretrained("path/to/this/folder")',
+        f"from diffusers import {cls}",
+        f'pipe.{spec.denoiser} = {cls}.from_pretrained("path/to/this/folder")',
     ]
 
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from inpo.flow_inversion import euler_invert, flow_invert, reparametrised_velocity
+from inpo.flow_inversion import euler_invert, first_level_at_least, flow_invert, reparametrised_velocity
 from inpo.parametrisation import FLOW_MATCHING, levels_of
 from inpo.train.loop import train
 from tests.train_helpers import WORDS, make_config, make_world, read_losses, run_spec, state
@@ -97,6 +97,7 @@ def test_inpo_objective_on_a_straight_flow_has_zero_error() -> None:
     method = build_method("inpo", dataclasses.replace(m, inpo=dataclasses.replace(m.inpo, inversion=inv)))
     method._ctx = MethodContext(model, model, model, levels, None, 2, parametrisation=F)
     method.inverter, method.cache, method.uncond = model, None, None  # what prepare() sets
+    method.t_min = first_level_at_least(levels, inv.sigma_min)
     cond = SimpleNamespace(select=lambda rows: cond, time_ids=None)
     x0 = torch.randn(4, 2, 2, 2, generator=torch.Generator().manual_seed(2))
     t = torch.tensor([3, 800])  # index 3: sigma 0.012 < sigma_min 0.02, raised

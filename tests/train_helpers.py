@@ -15,11 +15,11 @@ WORDS = ["a", "photo", "of", "red", "blue", "green", "cat", "dog", "circle", "sq
 def make_world(root: Path, family: str = "sd15", n_rows: int = 20) -> dict[str, Path]:
     """Write a tiny model and a prepared pair index under ``root`` (once per folder)."""
     from inpo.data.fixtures import write_pickapic_fixture
-    from inpo.testing import write_tiny_sd2, write_tiny_sd15, write_tiny_sdxl
+    from inpo.testing import write_tiny_sd2, write_tiny_sd3, write_tiny_sd15, write_tiny_sdxl
 
     model = root / f"model-{family}"
     if not model.exists():
-        writers = {"sd15": write_tiny_sd15, "sd2": write_tiny_sd2, "sdxl": write_tiny_sdxl}
+        writers = {"sd15": write_tiny_sd15, "sd2": write_tiny_sd2, "sdxl": write_tiny_sdxl, "sd3": write_tiny_sd3}
         writers[family](model, words=WORDS)
     fixture = root / "fixture"
     if not fixture.exists():

@@ -54,7 +54,7 @@ class LoraConfig:
 class ModelConfig:
     """The base model: a hub id or local diffusers folder, and how the reference is formed."""
 
-    family: Literal["sd15", "sd2", "sdxl", "toy"] = "toy"
+    family: Literal["sd15", "sd2", "sdxl", "sd3", "toy"] = "toy"
     pretrained: str | None = None  # null: the world's own base (Config.WORLD_BASES), e.g. toy.base.out
     revision: str | None = None
     variant: str | None = None
@@ -63,6 +63,10 @@ class ModelConfig:
     unet_lora: str | None = None  # a LoRA adapter folder (e.g. an SFT LoRA) merged into the UNet at load
     upcast_vae: bool = True
     sdxl_micro_conditioning: Literal["constant", "real"] = "constant"
+    # SD3: load T5 (text_encoder_3); or "zeros" in its place (diffusers' pipeline without T5, same
+    # sequence length 77); or "drop" its tokens altogether (CLIP tokens only). Saves ~9 GiB at bf16.
+    sd3_t5: Literal["load", "zeros", "drop"] = "load"
+    sd3_max_sequence_length: int = field(default=256, metadata={"gt": 0, "le": 512})  # T5 tokens
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     @property

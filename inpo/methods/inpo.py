@@ -32,8 +32,12 @@ class InpoMethod(Method):
 
         super().prepare(ctx)
         inv = self.config.inversion
+        self.t_min = 0  # flow matching: the first level at or above sigma_min (a constant of the run)
         if ctx.parametrisation.flow:
+            from ..flow_inversion import first_level_at_least
+
             check_flow_inversion(inv)
+            self.t_min = first_level_at_least(ctx.abar, inv.sigma_min)
         self.inverter: EpsCall = ctx.reference if inv.model == "reference" else ctx.raw_policy
         res = ctx.resolution
         # SDXL: the placeholder micro-conditioning is replaced by each row's own where it is used
@@ -107,26 +111,21 @@ class InpoMethod(Method):
         started = time.perf_counter()
         result, cache_stats = self._invert(batch, x0, t2, draws)
         target = self.ctx.parametrisation.target(x0, result.eps_hat.to(x0), t2, self.ctx.abar)
-        errs = pair_errors(self.ctx, result.x_t, t2, target, batch.cond2)
-        calls = result.n_model_calls * (2 if self.config.inversion.guidance != 1.0 else 1)
         extra = {
-            "inversion_seconds": time.perf_counter() - started,
-            "inversion_calls": float(calls),
             "landing_gap": (result.landing_level.to(t2) - t2).abs().float().mean().item(),
             **cache_stats,
         }
-        return preference_output(self.config.beta, errs, calls, extra, batch.fields.get("label_w"))
+        return self._output(batch, result.x_t, t2, target, result.n_model_calls, started, extra)
 
     def _flow_objective(self, batch, draws: PairDraws) -> ObjectiveOutput:
         """Flow matching: Euler inversion to each pair's sigma_t (≥ sigma_min), target v_hat."""
-        from ..flow_inversion import first_level_at_least, flow_invert
+        from ..flow_inversion import flow_invert
         from ..parametrisation import FLOW_TIMESTEPS
 
         x0 = torch.cat([batch.x0_w, batch.x0_l])
-        t_min = first_level_at_least(self.ctx.abar, self.config.inversion.sigma_min)
         t2 = torch.cat([draws.t, draws.t]).to(x0.device)
-        raised = float((t2 < t_min).float().mean())
-        t2 = t2.clamp(min=t_min)
+        raised = float((t2 < self.t_min).float().mean())
+        t2 = t2.clamp(min=self.t_min)
         output = self._guided(batch.cond2)
         started = time.perf_counter()
         with torch.no_grad():
@@ -136,14 +135,29 @@ class InpoMethod(Method):
                 lambda x, sigma, rows: output(x, sigma * FLOW_TIMESTEPS, rows),
                 self.config.inversion.steps,
             )
-        errs = pair_errors(self.ctx, result.x_t, t2, result.v_hat, batch.cond2)
-        calls = result.n_model_calls * (2 if self.config.inversion.guidance != 1.0 else 1)
-        extra = {
+        extra = {"sigma_raised_to_min": raised}
+        return self._output(batch, result.x_t, t2, result.v_hat, result.n_model_calls, started, extra)
+
+    def _output(
+        self,
+        batch,
+        x_t: torch.Tensor,
+        t2: torch.Tensor,
+        target: torch.Tensor,
+        inversion_calls: int,
+        started: float,
+        extra: dict[str, float],
+    ) -> ObjectiveOutput:
+        """The preference loss on the 2B images at (x_t, t2) against ``target``, with the inversion's
+        cost (seconds since ``started``, model calls: doubled by inversion guidance) and ``extra``."""
+        errs = pair_errors(self.ctx, x_t, t2, target, batch.cond2)
+        calls = inversion_calls * (2 if self.config.inversion.guidance != 1.0 else 1)
+        metrics = {
             "inversion_seconds": time.perf_counter() - started,
             "inversion_calls": float(calls),
-            "sigma_raised_to_min": raised,
+            **extra,
         }
-        return preference_output(self.config.beta, errs, calls, extra, batch.fields.get("label_w"))
+        return preference_output(self.config.beta, errs, calls, metrics, batch.fields.get("label_w"))
 
     def flush(self) -> None:
         if self.cache is not None:

@@ -1,6 +1,7 @@
-"""Text conditioning (SD1.5 / SDXL) and the one call site of the UNet forward.
+"""Text conditioning (SD1.5 / SDXL / SD3) and the one call site of the UNet (transformer) forward.
 
-SD1.5: the text encoder's last hidden state. SDXL: the penultimate hidden states of both encoders
+SD1.5: the text encoder's last hidden state. SD3: :mod:`inpo.models.sd3_text`. SDXL: the
+penultimate hidden states of both encoders
 concatenated along features, the pooled (projected) embedding of encoder 2, and micro-conditioning
 ``time_ids = (orig_h, orig_w, crop_top, crop_left, target_h, target_w)`` per image — either the
 constant ``(R, R, 0, 0, R, R)`` at the training resolution R (the released code's choice) or the
@@ -26,9 +27,10 @@ MICRO_CONDITIONING = ("constant", "real")
 class Conditioning:
     """Per-image text conditioning of a batch of B images.
 
-    encoder_hidden_states: [B, L, D] (SDXL: D = D1 + D2).
-    text_embeds: [B, P] pooled embedding of SDXL's second encoder; None for SD1.5.
-    time_ids: [B, 6] fp32 SDXL micro-conditioning; None for SD1.5.
+    encoder_hidden_states: [B, L, D] (SDXL: D = D1 + D2; SD3: L = 77 CLIP + T5 tokens, D = T5's).
+    text_embeds: [B, P] pooled embedding (SDXL: encoder 2's; SD3: both CLIPs'); None for SD1.5.
+    time_ids: [B, 6] fp32 SDXL micro-conditioning; None for SD1.5 and SD3.
+    A pooled embedding without time_ids is SD3's: the transformer takes it as ``pooled_projections``.
     """
 
     encoder_hidden_states: torch.Tensor
@@ -43,8 +45,15 @@ class Conditioning:
                 raise ValueError(
                     f"Conditioning.{name} has {value.shape[0]} rows, encoder_hidden_states {batch}"
                 )
-        if (self.text_embeds is None) != (self.time_ids is None):
-            raise ValueError("Conditioning: SDXL needs both text_embeds and time_ids (or neither for SD1.5)")
+        if self.time_ids is not None and self.text_embeds is None:
+            raise ValueError("Conditioning: SDXL's time_ids need its pooled text_embeds")
+
+    @property
+    def kind(self) -> str:
+        """"sd" (hidden states only), "sdxl" (pooled + time_ids) or "sd3" (pooled, no time_ids)."""
+        if self.text_embeds is None:
+            return "sd"
+        return "sd3" if self.time_ids is None else "sdxl"
 
     def __len__(self) -> int:
         return int(self.encoder_hidden_states.shape[0])
@@ -76,11 +85,12 @@ class Conditioning:
 
     @staticmethod
     def cat(conds: Sequence[Conditioning]) -> Conditioning:
-        """Concatenate batches along rows (all SD1.5-style or all SDXL-style)."""
+        """Concatenate batches along rows (all of one :attr:`kind`)."""
         if not conds:
             raise ValueError("Conditioning.cat needs at least one Conditioning")
-        if len({c.text_embeds is None for c in conds}) != 1:
-            raise ValueError("Conditioning.cat: cannot mix SDXL and SD1.5 conditioning")
+        kinds = sorted({c.kind for c in conds})
+        if len(kinds) != 1:
+            raise ValueError(f"Conditioning.cat: cannot mix {' and '.join(kinds)} conditioning")
         first = conds[0]
         return Conditioning(
             torch.cat([c.encoder_hidden_states for c in conds]),
@@ -99,7 +109,7 @@ class Conditioning:
 
     def with_time_ids(self, time_ids: torch.Tensor) -> Conditioning:
         """The same text conditioning with other micro-conditioning (e.g. cached text, fresh crops)."""
-        if self.text_embeds is None:
+        if self.kind != "sdxl":
             raise ValueError("Conditioning.with_time_ids: only SDXL conditioning has time_ids")
         return replace(
             self, time_ids=time_ids.to(self.time_ids.device if self.time_ids is not None else None)
@@ -108,8 +118,10 @@ class Conditioning:
     def tensors(self) -> dict[str, torch.Tensor]:
         """A flat dict for saving (safetensors); inverse of :meth:`from_tensors`."""
         out = {"encoder_hidden_states": self.encoder_hidden_states}
-        if self.text_embeds is not None and self.time_ids is not None:
-            out.update(text_embeds=self.text_embeds, time_ids=self.time_ids)
+        if self.text_embeds is not None:
+            out["text_embeds"] = self.text_embeds
+        if self.time_ids is not None:
+            out["time_ids"] = self.time_ids
         return out
 
     @staticmethod
@@ -168,7 +180,7 @@ def micro_conditioning_time_ids(
     )
 
 
-def _tokenize(tokenizer: Any, captions: list[str], device: torch.device) -> torch.Tensor:
+def tokenize(tokenizer: Any, captions: list[str], device: torch.device) -> torch.Tensor:
     ids = tokenizer(
         captions,
         padding="max_length",
@@ -199,16 +211,20 @@ def encode_prompts(
     if not all(isinstance(c, str) for c in captions):
         raise TypeError("encode_prompts: captions must be strings")
     device = components.text_encoder.device
+    if components.family == "sd3":
+        from .sd3_text import encode_sd3
+
+        return encode_sd3(components, captions)
     if not components.is_sdxl:
-        ids = _tokenize(components.tokenizer, captions, device)
+        ids = tokenize(components.tokenizer, captions, device)
         return Conditioning(components.text_encoder(ids).last_hidden_state)
 
     assert components.text_encoder_2 is not None and components.tokenizer_2 is not None
     out_1 = components.text_encoder(
-        _tokenize(components.tokenizer, captions, device), output_hidden_states=True
+        tokenize(components.tokenizer, captions, device), output_hidden_states=True
     )
     out_2 = components.text_encoder_2(
-        _tokenize(components.tokenizer_2, captions, components.text_encoder_2.device),
+        tokenize(components.tokenizer_2, captions, components.text_encoder_2.device),
         output_hidden_states=True,
     )
     hidden = torch.cat([out_1.hidden_states[-2], out_2.hidden_states[-2].to(device)], dim=-1)
@@ -225,10 +241,12 @@ def encode_prompts(
 def unet_eps(
     unet: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor | int | float, cond: Conditioning
 ) -> torch.Tensor:
-    """eps(x_t, t, c): the UNet's noise prediction, [B, C, H, W] → [B, C, H, W] in the UNet's dtype.
+    """The network's raw output (eps, v or velocity: its parametrisation), [B, C, H, W] → [B, C, H, W]
+    in the network's dtype.
 
-    ``t`` is a scalar or [B] (per-image timesteps). The conditioning is moved to ``x_t``'s device and
-    dtype; SDXL's pooled embedding and time_ids go in as ``added_cond_kwargs``.
+    ``t`` is a scalar or [B] (per-image network timesteps). The conditioning is moved to ``x_t``'s
+    device and dtype; SDXL's pooled embedding and time_ids go in as ``added_cond_kwargs``; SD3's
+    transformer takes its pooled embedding as ``pooled_projections``.
     """
     batch = x_t.shape[0]
     if len(cond) != batch:
@@ -239,6 +257,14 @@ def unet_eps(
     if timesteps.shape != (batch,):
         raise ValueError(f"unet_eps: t must be a scalar or [{batch}], got shape {tuple(timesteps.shape)}")
     c = cond.to(device=x_t.device, dtype=x_t.dtype)
+    if c.kind == "sd3":
+        return unet(
+            x_t,
+            encoder_hidden_states=c.encoder_hidden_states,
+            pooled_projections=c.text_embeds,
+            timestep=timesteps,
+            return_dict=False,
+        )[0]
     return unet(
         x_t,
         timesteps,

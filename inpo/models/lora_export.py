@@ -35,6 +35,8 @@ def export_kohya(adapter_dir: str | Path) -> Path:
     if "lora_alpha" not in meta or "r" not in meta:
         raise ValueError(f"{source}: the adapter's rank and alpha are not in its metadata")
     raw = load_file(source)
+    if any(k.startswith("transformer.") for k in raw):
+        raise ValueError(f"{source}: an SD3 transformer adapter; the kohya layout is for UNet adapters")
     peft = convert_unet_state_dict_to_peft({k.removeprefix("unet."): v for k, v in raw.items()})
     kohya = convert_state_dict_to_kohya({f"unet.{k}": v.contiguous() for k, v in peft.items()})
     alpha = float(meta["lora_alpha"])

@@ -2,8 +2,9 @@
 
 - full UNet: ``config.json`` + ``diffusion_pytorch_model.safetensors`` (``UNet2DConditionModel.from_pretrained``,
   or ``model.unet=<dir>``, or swapped into a pipeline);
-- LoRA adapter: ``pytorch_lora_weights.safetensors`` with ``unet.``-prefixed keys and the adapter's
-  rank/alpha in the safetensors metadata (``pipeline.load_lora_weights(dir)``, or ``model.unet_lora=<dir>``).
+- LoRA adapter: ``pytorch_lora_weights.safetensors`` with ``unet.``-prefixed keys (SD3:
+  ``transformer.``) and the adapter's rank/alpha in the safetensors metadata
+  (``pipeline.load_lora_weights(dir)``, or ``model.unet_lora=<dir>``).
 Directories are written next to the target and renamed into place, so a killed write never leaves a
 complete-looking folder.
 """
@@ -22,6 +23,30 @@ LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 UNET_WEIGHT_NAME = "diffusion_pytorch_model.safetensors"
 
 
+def lora_prefix(unet: torch.nn.Module) -> str:
+    """The component name diffusers prefixes a LoRA's keys with: ``transformer`` for SD3's
+    transformer, ``unet`` for a UNet (what ``pipeline.load_lora_weights`` routes by)."""
+    from diffusers import SD3Transformer2DModel
+
+    return "transformer" if isinstance(unet, SD3Transformer2DModel) else "unet"
+
+
+def _save_lora(unet: torch.nn.Module, out_dir: Path, layers: dict[str, Any], metadata: dict[str, Any]) -> None:
+    from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline
+
+    if lora_prefix(unet) == "transformer":
+        StableDiffusion3Pipeline.save_lora_weights(
+            out_dir,
+            transformer_lora_layers=layers,
+            transformer_lora_adapter_metadata=metadata,
+            weight_name=LORA_WEIGHT_NAME,
+        )
+        return
+    StableDiffusionPipeline.save_lora_weights(
+        out_dir, unet_lora_layers=layers, unet_lora_adapter_metadata=metadata, weight_name=LORA_WEIGHT_NAME
+    )
+
+
 def save_unet_weights(unet: torch.nn.Module, out_dir: str | Path, lora: bool) -> Path:
     """Write the full UNet (``lora=False``) or its LoRA adapter (``lora=True``) to ``out_dir``.
 
@@ -31,19 +56,13 @@ def save_unet_weights(unet: torch.nn.Module, out_dir: str | Path, lora: bool) ->
     if lora:
         if not has_lora_adapter(unet):
             raise ValueError("save_unet_weights(lora=True): the UNet has no LoRA adapter")
-        from diffusers import StableDiffusionPipeline
         from diffusers.utils import convert_state_dict_to_diffusers
         from peft.utils import get_peft_model_state_dict
 
         layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet, adapter_name="default"))
         metadata = unet.peft_config["default"].to_dict()  # type: ignore[index,union-attr]
         with atomic_directory(out_dir) as tmp:
-            StableDiffusionPipeline.save_lora_weights(
-                tmp,
-                unet_lora_layers=layers,
-                unet_lora_adapter_metadata=metadata,
-                weight_name=LORA_WEIGHT_NAME,
-            )
+            _save_lora(unet, Path(tmp), layers, metadata)
         return Path(out_dir)
     if has_lora_adapter(unet):
         raise ValueError(
@@ -72,7 +91,8 @@ def load_unet_weights(unet: torch.nn.Module, in_dir: str | Path, lora: bool) -> 
     from peft import set_peft_model_state_dict
 
     raw = load_file(folder / LORA_WEIGHT_NAME)
-    state = convert_unet_state_dict_to_peft({k.removeprefix("unet."): v for k, v in raw.items()})
+    prefix = lora_prefix(unet) + "."
+    state = convert_unet_state_dict_to_peft({k.removeprefix(prefix): v for k, v in raw.items()})
     result: Any = set_peft_model_state_dict(unet, state, adapter_name="default")
     if result.unexpected_keys:
         raise ValueError(
@@ -103,7 +123,11 @@ def load_lora_and_merge(unet: torch.nn.Module, lora_dir: str) -> torch.nn.Module
     if has_lora_adapter(unet):
         raise ValueError("model.unet_lora: the UNet already carries an adapter")
     unet.load_lora_adapter(  # type: ignore[operator]
-        lora_dir, prefix="unet", adapter_name="default", weight_name=LORA_WEIGHT_NAME, use_safetensors=True
+        lora_dir,
+        prefix=lora_prefix(unet),
+        adapter_name="default",
+        weight_name=LORA_WEIGHT_NAME,
+        use_safetensors=True,
     )
     if not has_lora_adapter(unet):
         raise ValueError(f"model.unet_lora={lora_dir!r}: no UNet LoRA weights found there")

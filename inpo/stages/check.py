@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import layout
 from ..config import Config
+from ..models.families import family_spec
 
 GIB = 1024**3
 BYTES = {"no": 4, "fp16": 2, "bf16": 2}
@@ -111,12 +112,7 @@ def _sizes(cfg: Config, shapes_only: bool) -> tuple[Any, int, int]:
         components = load_components(cfg.model)
     except Exception as err:  # missing folder, wrong family, hub unreachable: say which setting
         raise CheckError(f"model.pretrained: cannot load {cfg.model.pretrained!r}: {err}") from None
-    frozen = sum(
-        p.numel()
-        for m in (components.vae, components.text_encoder, components.text_encoder_2)
-        if m is not None
-        for p in m.parameters()
-    )
+    frozen = sum(p.numel() for m in components.frozen_modules for p in m.parameters())
     return components.unet, sum(p.numel() for p in components.unet.parameters()), frozen
 
 
@@ -133,7 +129,8 @@ def check_weights(cfg: Config, shapes_only: bool = False) -> list[str]:
     if cfg.model.lora.enabled:
         add_lora_adapter(unet, cfg.model.lora)
         trainable = sum(p.numel() for p in lora_parameters(unet))
-    lines.append(f"model: {cfg.model.family} {cfg.model.pretrained} (UNet {unet_params:,} parameters)")
+    network = "UNet" if family_spec(cfg.model.family).denoiser == "unet" else "transformer"
+    lines.append(f"model: {cfg.model.family} {cfg.model.pretrained} ({network} {unet_params:,} parameters)")
     estimate = estimate_memory(cfg, unet_params, trainable, frozen)
     devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] or ["cpu"]
     for i, name in enumerate(devices):

@@ -13,6 +13,7 @@ from ..curves import write_curve_png, write_curve_tsv
 from ..errors import InputError
 from ..io import write_json_atomic
 from ..model_card import training_start, write_model_card
+from ..models.families import family_spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,7 +97,9 @@ def run(
         write_curve_tsv(result.metrics_path, layout.training_curve(cfg, name))  # for `dvc plots`
         write_curve_png(result.metrics_path, layout.training_curve_png(cfg, name), f"{name} training")
         write_model_card(layout.train_weights(cfg, name), cfg, name, training_start(cfg), summary)
-        if cfg.model.lora.enabled:  # the same adapter for kohya-ss / AUTOMATIC1111 / ComfyUI
+        # the same adapter for kohya-ss / AUTOMATIC1111 / ComfyUI (UNet families; SD3's diffusers-layout
+        # adapter is what those tools read for SD3)
+        if cfg.model.lora.enabled and family_spec(cfg.model.family).denoiser == "unet":
             from ..models.lora_export import export_kohya
 
             print(f"kohya-layout LoRA: {export_kohya(layout.train_weights(cfg, name))}")

@@ -1,8 +1,8 @@
-"""Tiny random SD1.5-, SD2- and SDXL-architecture pipelines, written with ``save_pretrained``.
+"""Tiny random SD1.5-, SD2-, SDXL- and SD3-architecture pipelines, written with ``save_pretrained``.
 
-The folders have the exact layout of the real hub repos (``model_index.json``, ``unet/``, ``vae/``,
-``text_encoder[_2]/``, ``tokenizer[_2]/``, ``scheduler/``), so ``inpo.models.load_components`` and
-``StableDiffusion[XL]Pipeline.from_pretrained`` read them offline. Sizes: images 16×16, VAE factor 2
+The folders have the exact layout of the real hub repos (``model_index.json``, ``unet/`` or SD3's
+``transformer/``, ``vae/``, ``text_encoder[_2|_3]/``, ``tokenizer[_2|_3]/``, ``scheduler/``), so
+``inpo.models.load_components`` and ``StableDiffusion[XL|3]Pipeline.from_pretrained`` read them offline. Sizes: images 16×16, VAE factor 2
 (latents 4×8×8), UNet channels (8, 16), CLIP text encoders of width 32 with 2 layers and the real
 49,408-token CLIP vocabulary (or a word-level one with ``words=``). The scheduler is SD's DDPM
 schedule (scaled_linear 0.00085 → 0.012, 1000 steps, epsilon).
@@ -24,6 +24,10 @@ TEXT_WIDTH = 32
 SD15_VAE_SCALING = 0.18215
 SDXL_VAE_SCALING = 0.13025
 SDXL_TIME_EMBED_DIM = 8
+SD3_LATENT_CHANNELS = 16
+SD3_VAE_SCALING, SD3_VAE_SHIFT = 1.5305, 0.0609  # stabilityai/stable-diffusion-3.5-medium vae/config.json
+SD3_CLIP_G_WIDTH = 48
+SD3_T5_WIDTH = 96
 
 
 def _seeded(cls: Any, seed: int, *args: Any, **kwargs: Any) -> Any:
@@ -58,17 +62,19 @@ def _tokenizer(path: Path, words: Sequence[str] | None) -> Any:
     return CLIPTokenizer.from_pretrained(path)
 
 
-def _text_encoder(tokenizer: Any, projection: bool, seed: int, hidden_act: str = "quick_gelu") -> Any:
+def _text_encoder(
+    tokenizer: Any, projection: bool, seed: int, hidden_act: str = "quick_gelu", width: int = TEXT_WIDTH
+) -> Any:
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     config = CLIPTextConfig(
         vocab_size=len(tokenizer),
-        hidden_size=TEXT_WIDTH,
+        hidden_size=width,
         intermediate_size=37,
         num_hidden_layers=2,
         num_attention_heads=4,
         max_position_embeddings=tokenizer.model_max_length,
-        projection_dim=TEXT_WIDTH,
+        projection_dim=width,
         hidden_act=hidden_act,  # OpenAI CLIP: quick_gelu; OpenCLIP ViT-H (SD2): gelu
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -77,9 +83,10 @@ def _text_encoder(tokenizer: Any, projection: bool, seed: int, hidden_act: str =
     return _seeded(CLIPTextModelWithProjection if projection else CLIPTextModel, seed, config)
 
 
-def _vae(scaling_factor: float, seed: int) -> Any:
+def _vae(scaling_factor: float, seed: int, **sd3: Any) -> Any:
     from diffusers import AutoencoderKL
 
+    extra: dict[str, Any] = {"latent_channels": 4, **sd3}
     return _seeded(
         AutoencoderKL,
         seed,
@@ -89,10 +96,10 @@ def _vae(scaling_factor: float, seed: int) -> Any:
         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
         block_out_channels=(8, 16),
         layers_per_block=1,
-        latent_channels=4,
         norm_num_groups=4,
         sample_size=IMAGE_SIZE,
         scaling_factor=scaling_factor,
+        **extra,
     )
 
 
@@ -191,6 +198,85 @@ def write_tiny_sdxl(
     pipe.save_pretrained(out, safe_serialization=True)
     _remove_tree(out / "_tokenizer_src")
     return out
+
+
+def write_tiny_sd3(path: str | Path, seed: int = 0, words: Sequence[str] | None = None) -> Path:
+    """A tiny SD3.5-architecture pipeline folder: an MMDiT transformer (patch 2, qk RMS norm, a dual-
+    attention block as SD3.5 Medium) on a 16-channel VAE with SD3's shift and scale, CLIP-L (width 32)
+    and CLIP-bigG (width 48) with projections, a T5 encoder of width 96 (the joint attention width;
+    CLIP's 80 are padded to it) with a word-level Unigram tokenizer, and flow matching at shift 3."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+
+    out = Path(path)
+    tokenizer = _tokenizer(out / "_tokenizer_src", words)
+    widths = (TEXT_WIDTH, SD3_CLIP_G_WIDTH)
+    pipe: Any = StableDiffusion3Pipeline(
+        transformer=_seeded(
+            SD3Transformer2DModel,
+            seed,
+            sample_size=LATENT_SIZE,
+            patch_size=2,
+            in_channels=SD3_LATENT_CHANNELS,
+            out_channels=SD3_LATENT_CHANNELS,
+            num_layers=2,
+            attention_head_dim=8,
+            num_attention_heads=4,
+            joint_attention_dim=SD3_T5_WIDTH,
+            caption_projection_dim=32,
+            pooled_projection_dim=sum(widths),
+            pos_embed_max_size=16,
+            dual_attention_layers=(0,),
+            qk_norm="rms_norm",
+        ),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=_vae(
+            SD3_VAE_SCALING,
+            seed + 1,
+            latent_channels=SD3_LATENT_CHANNELS,
+            shift_factor=SD3_VAE_SHIFT,
+            use_quant_conv=False,
+            use_post_quant_conv=False,
+        ),
+        text_encoder=_text_encoder(tokenizer, projection=True, seed=seed + 2, width=widths[0]),
+        tokenizer=tokenizer,
+        text_encoder_2=_text_encoder(tokenizer, projection=True, seed=seed + 3, hidden_act="gelu", width=widths[1]),
+        tokenizer_2=tokenizer,
+        text_encoder_3=None,
+        tokenizer_3=None,
+    )
+    t5_tokenizer = _t5_tokenizer(words or [])
+    pipe.register_modules(text_encoder_3=_t5_encoder(t5_tokenizer, seed + 4), tokenizer_3=t5_tokenizer)
+    pipe.save_pretrained(out, safe_serialization=True)
+    _remove_tree(out / "_tokenizer_src")
+    return out
+
+
+def _t5_tokenizer(words: Sequence[str]) -> Any:
+    """A T5 Unigram tokenizer built in code: T5's specials, one piece per word, letters as fallback."""
+    from transformers import T5Tokenizer  # transformers 5: the tokenizers-backed (fast) class
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    pieces += [("\u2581" + w.lower(), -1.0) for w in dict.fromkeys(words)]
+    pieces += [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    return T5Tokenizer(vocab=pieces, extra_ids=0)
+
+
+def _t5_encoder(tokenizer: Any, seed: int) -> Any:
+    from transformers import T5Config, T5EncoderModel
+
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=SD3_T5_WIDTH,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        feed_forward_proj="gated-gelu",  # T5 v1.1, as SD3's T5-XXL
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return _seeded(T5EncoderModel, seed, config)
 
 
 def write_tiny_pixel(

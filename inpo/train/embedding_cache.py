@@ -58,6 +58,8 @@ def embedding_inputs(
         "vae": model_cfg.vae,
         "upcast_vae": model_cfg.upcast_vae,
         "sdxl_micro_conditioning": model_cfg.sdxl_micro_conditioning,
+        "sd3_t5": model_cfg.sd3_t5,
+        "sd3_max_sequence_length": model_cfg.sd3_max_sequence_length,
         "files": {
             "pretrained": _files_signature(model_cfg.pretrained),
             "vae": _files_signature(model_cfg.vae),
@@ -173,11 +175,12 @@ class CachedBatchEncoder(BatchEncoder):
         if hidden is None:
             return None
         tensors = {"encoder_hidden_states": hidden}
-        if f"{prefix}/text_embeds" in self.embeddings:  # SDXL
+        if f"{prefix}/text_embeds" in self.embeddings:  # SDXL, SD3
             pooled = self.embeddings.get(f"{prefix}/text_embeds")
             assert pooled is not None
             tensors["text_embeds"] = pooled
-            tensors["time_ids"] = constant_time_ids(1, square)
+            if self.components.is_sdxl:
+                tensors["time_ids"] = constant_time_ids(1, square)
         return Conditioning.from_tensors(tensors)
 
     def flush(self) -> None:
