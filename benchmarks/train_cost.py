@@ -4,6 +4,7 @@
     .venv/bin/python -m benchmarks.train_cost --resolution 64 --pairs-per-device 4 --threads 1
     .venv/bin/python -m benchmarks.train_cost --family sd2    # tiny SD2 v-prediction → train_cost_sd2.*
     .venv/bin/python -m benchmarks.train_cost --family flow   # tiny flow-matching model → train_cost_flow.*
+    .venv/bin/python -m benchmarks.train_cost --family sd3    # tiny SD3.5 transformer → train_cost_sd3.*
 
 For DPO, InPO-faithful (10 inversion steps), InPO-corrected (3, 5, 10), InPO with the cached reference
 inversion (corrected and faithful, 10 steps), SFT, and DPO with the embedding cache, each in its own
@@ -57,14 +58,16 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 }
 
 
+FLOW_VARIANTS = ["dpo", "inpo-corrected-3", "inpo-corrected-5", "inpo-corrected-10", "sft"]
 # family → (model description, the variants that apply; flow models invert deterministically, uncached)
 FAMILY_SETUPS: dict[str, tuple[str, list[str]]] = {
     "sd15": ("tiny SD1.5 (inpo.testing.write_tiny_sd15)", list(VARIANTS)),
     "sd2": ("tiny SD2, v-prediction (inpo.testing.write_tiny_sd2)", list(VARIANTS)),
     "flow": (
         "tiny pixel-space flow-matching UNet, shift 3 (inpo.testing.write_tiny_pixel)",
-        ["dpo", "inpo-corrected-3", "inpo-corrected-5", "inpo-corrected-10", "sft"],
+        FLOW_VARIANTS,
     ),
+    "sd3": ("tiny SD3.5-architecture MMDiT, flow matching (inpo.testing.write_tiny_sd3)", FLOW_VARIANTS),
 }
 
 
@@ -88,23 +91,27 @@ def prepare_whole_batches(args: argparse.Namespace, root: Path) -> int:
 
 def build_world(root: Path, n_rows: int, family: str = "sd15", resolution: int = 32) -> dict[str, Path]:
     from inpo.data.fixtures import write_pickapic_fixture
-    from inpo.testing import write_tiny_pixel, write_tiny_sd2, write_tiny_sd15
+    from inpo.testing import write_tiny_pixel, write_tiny_sd2, write_tiny_sd3, write_tiny_sd15
 
     model, fixture = root / "model", root / "fixture"
     if not model.exists():
         if family == "flow":
             write_tiny_pixel(model, words=WORDS, image_size=resolution, flow_shift=3.0)
         else:
-            (write_tiny_sd2 if family == "sd2" else write_tiny_sd15)(model, words=WORDS)
+            writers = {"sd15": write_tiny_sd15, "sd2": write_tiny_sd2, "sd3": write_tiny_sd3}
+            writers[family](model, words=WORDS)
     if not fixture.exists():
         write_pickapic_fixture(fixture, n_rows=n_rows, n_ties=2, n_corrupt=2, n_shards=2)
     return {"model": model, "fixture": fixture}
 
 
 def base_overrides(args: argparse.Namespace, model: Path, fixture: Path, root: Path) -> list[str]:
-    family = ["model.family=toy", "world=pickapic", "method.inpo.inversion.eta=0"]  # a pixel-space flow
+    family = {
+        "flow": ["model.family=toy", "world=pickapic", "method.inpo.inversion.eta=0"],  # a pixel-space flow
+        "sd3": ["model.family=sd3", "method.inpo.inversion.eta=0"],
+    }.get(args.family, [f"model.family={args.family}"])
     return [
-        *(family if args.family == "flow" else [f"model.family={args.family}"]),
+        *family,
         f"model.pretrained={model}",
         f"data.source={fixture}",
         f"data.resolution={args.resolution}",

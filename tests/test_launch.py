@@ -52,7 +52,13 @@ def test_num_processes_must_be_positive():
 
 
 SHIPPED = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.overrides"))
-FAMILY = {"sd15-pickapic": "sd15", "sd21-pickapic": "sd2", "sdxl-pickapic": "sdxl", "toy-flow": "toy"}
+FAMILY = {
+    "sd15-pickapic": "sd15",
+    "sd21-pickapic": "sd2",
+    "sd35-pickapic": "sd3",
+    "sdxl-pickapic": "sdxl",
+    "toy-flow": "toy",
+}
 
 
 def test_every_shipped_config_is_tested():
