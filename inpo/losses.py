@@ -53,6 +53,27 @@ def soft_label_loss(z: Tensor, label: Tensor) -> Tensor:
     return (p * F.softplus(-z) + (1 - p) * F.softplus(z)).mean()
 
 
+def smoothed_label(score_diff: Tensor, tau: float) -> Tensor:
+    """SmPO's smoothed preference ``p = sigmoid(d / τ)`` for a score difference ``d = s_w − s_l`` [B] → [B].
+
+    The release's ``exp(n_w) / (exp(n_w) + exp(n_l))`` with min-max normalised scores
+    ``n = (s − min) / (max − min)`` is this with ``τ = max − min``."""
+    return torch.sigmoid(score_diff / tau)
+
+
+SMPO_RELEASE_SCALE = 10.0  # the release's "* 10" inside the logit
+
+
+def smpo_release_loss(z: Tensor, p: Tensor) -> Tensor:
+    """The SmPO release's loss ``mean(softplus(−10 (2p − 1) z))`` with ``z`` InPO's logit
+    (:func:`preference_logits`). z, p: [B] (the release passes the first pair's p for all) → scalar.
+
+    p = 1: ``dpo_loss(10 z)``, i.e. InPO's loss at 10 β. p = ½: ln 2 whatever z (zero gradient)."""
+    if p.shape != z.shape:
+        raise ValueError(f"p shape {tuple(p.shape)} differs from z's {tuple(z.shape)}")
+    return F.softplus(-SMPO_RELEASE_SCALE * (2 * p.to(z.dtype) - 1) * z).mean()
+
+
 def implicit_accuracy(z: Tensor) -> Tensor:
     """Fraction of pairs with ``z > 0`` (strict: ``z == 0`` counts as wrong). z: [B] → float32 scalar."""
     return (z > 0).float().mean()

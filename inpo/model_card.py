@@ -24,6 +24,7 @@ METHOD_NAMES = {
     "dpo": "Diffusion-DPO (Wallace et al., 2024)",
     "sft": "supervised fine-tuning on the preferred images",
     "kto": "Diffusion-KTO (Li et al., 2024)",
+    "smpo": "SmPO (Smoothed Preference Optimization, Lu et al., ICML 2025)",
 }
 
 

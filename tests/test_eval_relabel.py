@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from evaluation.relabel import ai_labels, relabel_pairs
+from evaluation.relabel import Judge, ai_labels, relabel_pairs
 from inpo.config import DEFAULT_PARAMS, Config, load_config
 
 
@@ -63,7 +64,7 @@ def test_relabel_follows_the_scorer_keeps_images_and_passes_prepare(tmp_path: Pa
     assert n == 16 - 3 - 1  # 3 ties dropped, 2 corrupt images in one pair → 1 pair dropped
 
     summary = relabel_pairs(
-        index.path, cfg.data, MeanBrightness(), tmp_path / "relabelled", rows_per_shard=5, progress=False
+        index.path, cfg.data, [Judge(MeanBrightness())], tmp_path / "relabelled", rows_per_shard=5, progress=False
     )
     shards = sorted((tmp_path / "relabelled").glob("*.parquet"))
     assert [p.name for p in shards] == [f"train-0000{i}-of-00003.parquet" for i in range(3)]  # ceil(12 / 5)
@@ -156,3 +157,42 @@ def test_a_failing_relabel_leaves_no_output(tmp_path: Path) -> None:
     with pytest.raises(ValueError):  # the oracle cannot read these (non-toy, non-square) pairs
         relabel.run(cfg, scorer="oracle", progress=False)
     assert not (tmp_path / "out" / "relabel" / "oracle").exists()  # nothing half-written
+
+
+def test_relabel_writes_smoothed_labels_for_one_judge_and_a_weighted_mix(tmp_path: Path) -> None:
+    """soft_label_0 = sigmoid(d) with d = Σ_k w_k (s_k0 − s_k1) / τ_k; `inpo prepare` carries it into
+    the pair index, where SmPO reads the winner's p."""
+    from inpo.data import read_pair_index, write_pickapic_fixture
+    from inpo.data.dataset import PairDataset
+
+    class Darkness(MeanBrightness):
+        name = "darkness"
+
+        def score(self, images, prompts):
+            return 255.0 - super().score(images, prompts)
+
+    fixture = write_pickapic_fixture(tmp_path / "src", n_rows=8, n_ties=1, n_corrupt=0, n_shards=1)
+    cfg = prepared(fixture.root, tmp_path / "out")
+    index_path = tmp_path / "out" / "prepare" / "pairs.parquet"
+    one = relabel_pairs(index_path, cfg.data, [Judge(MeanBrightness(), 1.0, 4.0)], tmp_path / "one", progress=False)
+    rows = pq.read_table(tmp_path / "one" / "train-00000-of-00001.parquet").to_pylist()
+    for r in rows:
+        d = (brightness(r["jpg_0"]) - brightness(r["jpg_1"])) / 4.0
+        assert r["soft_label_0"] == pytest.approx(1 / (1 + math.exp(-d)), rel=1e-5)  # float32 scores
+        assert r["label_0"] == (1.0 if d > 0 else 0.0)
+    assert one["soft_labels"] and one["judges"][0]["tau"] == 4.0
+    # brightness at weight 3, τ 2 and darkness (= −brightness) at weight 1, τ 1: d = (3/2 − 1) Δ
+    relabel_pairs(
+        index_path, cfg.data, [Judge(MeanBrightness(), 3.0, 2.0), Judge(Darkness(), 1.0, 1.0)], tmp_path / "mix", progress=False
+    )
+    mixed = pq.read_table(tmp_path / "mix" / "train-00000-of-00001.parquet").to_pylist()
+    for r in mixed:
+        d = 0.5 * (brightness(r["jpg_0"]) - brightness(r["jpg_1"]))
+        assert r["soft_label_0"] == pytest.approx(1 / (1 + math.exp(-d)), rel=1e-5)  # float32 scores
+    with pytest.raises(ValueError, match="relabel.tau: no temperature for darkness"):
+        relabel_pairs(index_path, cfg.data, [Judge(MeanBrightness(), 1.0, 1.0), Judge(Darkness())], tmp_path / "x")
+    cfg2 = prepared(tmp_path / "one", tmp_path / "out2")
+    index = read_pair_index(tmp_path / "out2" / "prepare" / "pairs.parquet")
+    assert index.soft_label_0 is not None
+    p_w = PairDataset(index.path, cfg2.data, seed=0).pair_fields(list(range(len(index))), ["soft_label_w"])["soft_label_w"]
+    assert bool((p_w > 0.5).all())  # the judge's winner is the winner: its p is above ½

@@ -18,6 +18,7 @@ from .sections import (
     MethodsConfig,
     ModelConfig,
     PathsConfig,
+    RelabelConfig,
     RuntimeConfig,
     SampleConfig,
     SftStageConfig,
@@ -67,6 +68,7 @@ class Config:
     sft: SftStageConfig = field(default_factory=SftStageConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    relabel: RelabelConfig = field(default_factory=RelabelConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     toy: ToyConfig = field(default_factory=ToyConfig)

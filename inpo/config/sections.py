@@ -9,6 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .toy_sections import (  # noqa: F401  (re-exported: every section is importable from here)
+    ToyBaseConfig,
+    ToyConfig,
+    ToyFlowConfig,
+    ToyMixedConfig,
+    ToyModelConfig,
+    ToyPairsConfig,
+)
 from .validate import ConfigError
 
 
@@ -128,6 +136,17 @@ class KtoMethodConfig:
 
 
 @dataclass(frozen=True)
+class SmpoMethodConfig:
+    """SmPO (Lu et al., ICML 2025): InPO with smoothed labels p (the pairs' ``soft_label_0``, written by
+    ``inpo relabel``). ``inversion.mode`` picks the whole method: ``faithful`` is the release (ReNoise
+    inversion, the first pair's t and p, z scaled by 10·(2p−1)); ``corrected`` is the project's
+    inversion with the per-pair soft-label loss (docs/method.md, SmPO)."""
+
+    beta: float = field(default=5000.0, metadata={"gt": 0})  # faithful: the release's --beta_dpo
+    inversion: InversionConfig = field(default_factory=lambda: InversionConfig(eta=0.0))
+
+
+@dataclass(frozen=True)
 class MethodsConfig:
     """One section per method, so a setting such as ``beta`` has one meaning per method."""
 
@@ -135,6 +154,26 @@ class MethodsConfig:
     dpo: DpoMethodConfig = field(default_factory=DpoMethodConfig)
     sft: SftMethodConfig = field(default_factory=SftMethodConfig)
     kto: KtoMethodConfig = field(default_factory=KtoMethodConfig)
+    smpo: SmpoMethodConfig = field(default_factory=SmpoMethodConfig)
+
+
+@dataclass(frozen=True)
+class RelabelConfig:
+    """AI feedback (``inpo relabel``): the scorers that judge each pair, and its smoothed label.
+
+    With scores s_k and weights w_k: d = Σ_k w_k (s_k(img 0) − s_k(img 1)) / τ_k, label_0 = 1, 0 or
+    ½ by the sign of d (|d| ≤ tie_margin: ½), soft_label_0 = sigmoid(d)."""
+
+    scorers: dict[str, float] = field(default_factory=dict)  # name → weight; {}: the first of eval.scorers
+    # τ per scorer, in the scorer's own units (the difference that makes p = sigmoid(1) = 0.73).
+    # pickscore: the release's min-max range of cos, 0.16658, × exp(logit_scale) = 100
+    tau: dict[str, float] = field(default_factory=lambda: {"pickscore": 16.658, "oracle": 0.1})
+    tie_margin: float = field(default=0.0, metadata={"ge": 0})
+
+    def __post_init__(self) -> None:
+        for name, value in {**self.tau, **self.scorers}.items():
+            if not value > 0:
+                raise ConfigError(f"relabel: {name}: {value} is out of range; weights and tau must be > 0")
 
 
 @dataclass(frozen=True)
@@ -281,91 +320,3 @@ class TrackingConfig:
     artifact_location: str = "mlartifacts"
     experiment: str | None = None  # None: $MLFLOW_EXPERIMENT_NAME, else one per world/model
     live: bool = True  # flow runs: each train stage logs its curves to its model run while it trains
-
-
-@dataclass(frozen=True)
-class ToyModelConfig:
-    """Architecture of the toy base (inpo/toyworld/model.py): pixel-space UNet + tiny CLIP text encoder."""
-
-    unet_channels: list[int] = field(default_factory=lambda: [32, 64, 64])  # attention only at the last level
-    layers_per_block: int = field(default=1, metadata={"gt": 0})
-    attention_head_dim: int = field(default=8, metadata={"gt": 0})
-    norm_groups: int = field(default=8, metadata={"gt": 0})
-    text_hidden: int = field(default=64, metadata={"gt": 0})
-    text_layers: int = field(default=2, metadata={"gt": 0})
-    max_tokens: int = field(default=16, metadata={"gt": 2})  # prompts are 7 words + BOS/EOS
-
-
-@dataclass(frozen=True)
-class ToyBaseConfig:
-    """``inpo world base`` in the toy world: train the base from scratch on freshly rendered scenes."""
-
-    out: str = "inpo/assets/toy-base"  # where the recipe writes and ``inpo world pairs`` reads
-    steps: int = field(default=3000, metadata={"gt": 0})
-    batch_size: int = field(default=64, metadata={"gt": 0})
-    learning_rate: float = field(default=1e-3, metadata={"gt": 0})
-    warmup_steps: int = field(default=200, metadata={"ge": 0})
-    weight_decay: float = field(default=0.0, metadata={"ge": 0})
-    max_grad_norm: float = field(default=1.0, metadata={"gt": 0})
-    caption_dropout: float = field(default=0.1, metadata={"ge": 0.0, "le": 1.0})  # so CFG works
-    ema_decay: float = field(default=0.999, metadata={"ge": 0.0, "lt": 1.0})  # 0 = no EMA
-    eval_seeds: int = field(default=8, metadata={"gt": 1})  # samples per held-out prompt in metadata.json
-
-
-@dataclass(frozen=True)
-class ToyPairsConfig:
-    """``inpo world pairs`` in the toy world: base samples judged by the oracle, written as Pick-a-Pic v2
-    parquet into ``<paths.data>/<world>/pairs`` (:meth:`inpo.worlds.base.World.pairs_dir`)."""
-
-    pairs_per_prompt: int = field(default=20, metadata={"gt": 0})  # 108 training prompts → 2160 pairs
-    steps: int = field(default=15, metadata={"gt": 0})  # DDIM steps per image
-    guidance: float = field(default=7.5, metadata={"ge": 0})  # as sample.guidance, what evaluation uses
-    tie_margin: float = field(default=0.02, metadata={"ge": 0})  # |oracle difference| below this → tie
-    corrupt: int = field(default=4, metadata={"ge": 0})  # rows whose image bytes are garbage
-    batch_size: int = field(default=256, metadata={"gt": 0})
-
-
-@dataclass(frozen=True)
-class ToyMixedConfig:
-    """World ``toy-mixed`` (inpo/toyworld/mixed.py): a weak base trained by the ``toy.base`` recipe on
-    flawed renders, and pairs whose two images come from several generators, labelled by a noisy
-    Bradley–Terry draw on the oracle difference with a tie band (``toy.pairs`` sets count and sampler)."""
-
-    base_out: str = "inpo/assets/toy-weak-base"  # the weak base: `inpo world base` (world toy-mixed)
-    size_scale: float = field(default=0.7, metadata={"gt": 0.0, "le": 1.0})  # half-sizes × this
-    grey_pull: float = field(default=0.3, metadata={"ge": 0.0, "le": 1.0})  # colours toward grey
-    blur_passes: int = field(default=1, metadata={"ge": 0})  # soft edges: [1,2,1]/4 passes
-    wrong_colour_rate: float = field(default=0.1, metadata={"ge": 0.0, "le": 1.0})  # captions
-    generators: list[str] = field(default_factory=lambda: ["weak", "strong", "renders"])
-    render_colour_shift: float = field(default=0.2, metadata={"ge": 0.0})  # renders' colour error (RGB)
-    tie_rate: float = field(default=0.12, metadata={"ge": 0.0, "lt": 1.0})  # smallest |Δ| → ties
-    agreement: float = field(default=0.775, metadata={"gt": 0.5, "lt": 1.0})  # with the noiseless label
-
-    def __post_init__(self) -> None:
-        known = ("weak", "strong", "renders")
-        bad = [g for g in self.generators if g not in known]
-        if not self.generators or bad or len(set(self.generators)) != len(self.generators):
-            raise ConfigError(
-                f"toy.mixed.generators: {self.generators} must be distinct names from {', '.join(known)}"
-            )
-
-
-@dataclass(frozen=True)
-class ToyFlowConfig:
-    """World ``toy-flow``: world ``toy`` with its base trained by rectified flow (``inpo world base``)."""
-
-    base_out: str = "inpo/assets/toy-flow-base"  # the shipped flow-matching base
-    shift: float = field(default=3.0, metadata={"gt": 0.0})  # FlowMatchEulerDiscreteScheduler's (SD3's)
-
-
-@dataclass(frozen=True)
-class ToyConfig:
-    """The embedded toy worlds (see inpo/toyworld): ``toy``, ``toy-mixed`` and ``toy-flow``."""
-
-    resolution: int = field(default=16, metadata={"gt": 0})
-    seed: int = 0
-    model: ToyModelConfig = field(default_factory=ToyModelConfig)
-    base: ToyBaseConfig = field(default_factory=ToyBaseConfig)
-    pairs: ToyPairsConfig = field(default_factory=ToyPairsConfig)
-    mixed: ToyMixedConfig = field(default_factory=ToyMixedConfig)
-    flow: ToyFlowConfig = field(default_factory=ToyFlowConfig)

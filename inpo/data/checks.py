@@ -49,11 +49,20 @@ def check_source_world(cfg: Config) -> None:
         )
 
 
-def check_pair_index(cfg: Config, need_a_winner: Sequence[str] = ()) -> None:
-    """The pair index exists, was built from ``data.source`` / ``data.split``, and has no ties when
-    any of ``need_a_winner`` (methods or stages such as SFT) will read it."""
+def check_pair_index(
+    cfg: Config, need_a_winner: Sequence[str] = (), need_soft_labels: Sequence[str] = ()
+) -> None:
+    """The pair index exists, was built from ``data.source`` / ``data.split``, has no ties when
+    any of ``need_a_winner`` (methods or stages such as SFT) will read it, and carries smoothed
+    labels when any of ``need_soft_labels`` (SmPO) will."""
     index = read_pair_index(layout.pair_index(cfg))
     index.require_source(cfg.data.source, cfg.data.split)
+    if need_soft_labels and index.soft_label_0 is None:
+        raise InputError(
+            f"{index.path}: {', '.join(need_soft_labels)} trains on smoothed labels (soft_label_0), and "
+            f"data.source {cfg.data.source!r} has none; write them with `inpo relabel` (relabel.tau per "
+            "scorer), then `inpo prepare data.source=<its folder>`"
+        )
     ties = int((index.label_0 == 0.5).sum())
     if ties and need_a_winner:
         raise InputError(

@@ -36,7 +36,19 @@ def _winner_label(index: PairIndex, rows: list[int]) -> torch.Tensor:
     return torch.where(winner == 0, label_0, 1 - label_0)
 
 
-PAIR_FIELDS = {"label_w": _winner_label}  # what a method may ask for beside the images
+def _winner_soft_label(index: PairIndex, rows: list[int]) -> torch.Tensor:
+    """The winner's smoothed preference p in [0, 1] (SmPO), from the index's ``soft_label_0``."""
+    if index.soft_label_0 is None:
+        raise PairDataError(
+            f"{index.path}: the pairs carry no smoothed labels (soft_label_0); write them with "
+            "`inpo relabel`, then `inpo prepare data.source=<its folder>`"
+        )
+    soft_0 = torch.from_numpy(index.soft_label_0[rows])
+    winner = torch.from_numpy(index.winner[rows].astype("int64"))
+    return torch.where(winner == 0, soft_0, 1 - soft_0)
+
+
+PAIR_FIELDS = {"label_w": _winner_label, "soft_label_w": _winner_soft_label}  # what a method may ask for
 
 
 @dataclass(frozen=True)

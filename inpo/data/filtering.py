@@ -33,6 +33,7 @@ from .sources import REQUIRED_COLUMNS, PairDataError, PairSource, Shard, resolve
 
 PAIRS_FILE = "pairs.parquet"
 SUMMARY_FILE = "summary.json"
+SOFT_LABEL_COLUMN = "soft_label_0"  # optional: image 0's smoothed preference in [0, 1] (`inpo relabel`)
 DROP_REASONS = ("tie", "caption_too_long", "corrupt_image", "duplicate")
 VALID_LABELS = (0.0, 0.5, 1.0)
 SCAN_BATCH_ROWS = 64
@@ -57,6 +58,7 @@ class RowVerdict:
     detail: str = ""
     hash_0: str | None = None
     hash_1: str | None = None
+    soft_label_0: float | None = None  # a smoothed label (SmPO) when the source has the column
 
 
 @dataclass
@@ -76,6 +78,16 @@ class PrepareSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def check_soft_label(where: str, value: Any) -> None:
+    """Raise :class:`PairDataError` unless a smoothed label is a number in [0, 1]."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not 0.0 <= number <= 1.0:
+        raise PairDataError(f"{where}: {SOFT_LABEL_COLUMN} = {value!r}; expected a number in [0, 1]")
 
 
 def check_labels(where: str, label_0: Any, label_1: Any) -> None:
@@ -100,10 +112,14 @@ def judge_batch(
     path = source.full_path(shard)
     cols = {name: batch.column(name) for name in REQUIRED_COLUMNS}
     captions, labels_0, labels_1 = (cols[c].to_pylist() for c in ("caption", "label_0", "label_1"))
+    names = batch.schema.names
+    soft = batch.column(SOFT_LABEL_COLUMN).to_pylist() if SOFT_LABEL_COLUMN in names else [None] * batch.num_rows
     out = []
     for i in range(batch.num_rows):
         row = first_row + i
         check_labels(f"{path}: row {row}", labels_0[i], labels_1[i])
+        if SOFT_LABEL_COLUMN in names:
+            check_soft_label(f"{path}: row {row}", soft[i])
         caption, label_0 = captions[i] or "", float(labels_0[i])
         if rules.drop_ties and label_0 == 0.5:
             out.append(RowVerdict(shard, row, caption, label_0, "tie"))
@@ -123,7 +139,7 @@ def judge_batch(
         else:
             assert images[0] is not None and images[1] is not None
             verdict = RowVerdict(
-                shard, row, caption, label_0, None, "", image_hash(images[0]), image_hash(images[1])
+                shard, row, caption, label_0, None, "", image_hash(images[0]), image_hash(images[1]), soft[i]
             )
         out.append(verdict)
     return out
@@ -133,7 +149,8 @@ def scan_shard(source: PairSource, shard: str, rules: FilterRules) -> Iterator[l
     """Stream one shard's verdicts, one list per record batch."""
     opened = Shard(source, shard)
     first_row = 0
-    for batch in opened.iter_batches(REQUIRED_COLUMNS, SCAN_BATCH_ROWS):
+    extra = (SOFT_LABEL_COLUMN,) if opened.has_column(SOFT_LABEL_COLUMN) else ()
+    for batch in opened.iter_batches(REQUIRED_COLUMNS + extra, SCAN_BATCH_ROWS):
         yield judge_batch(source, shard, first_row, batch, rules)
         first_row += batch.num_rows
 
@@ -149,6 +166,7 @@ class _Collector:
     def __init__(self, summary: PrepareSummary, dedup: bool, max_pairs: int | None) -> None:
         self.summary, self.dedup, self.max_pairs = summary, dedup, max_pairs
         self.seen: set[tuple[str, str, str]] = set()
+        self.soft_labels: list[float | None] = []
         self.columns: dict[str, list[Any]] = {
             k: [] for k in ("shard", "row", "winner", "caption", "label_0", "hash_0", "hash_1")
         }
@@ -178,6 +196,7 @@ class _Collector:
         values |= {"label_0": v.label_0, "hash_0": v.hash_0, "hash_1": v.hash_1}
         for name, value in values.items():
             self.columns[name].append(value)
+        self.soft_labels.append(v.soft_label_0)
 
 
 def _verdict_batches(source: PairSource, rules: FilterRules, workers: int) -> Iterator[list[RowVerdict]]:
@@ -222,6 +241,14 @@ def prepare_pairs(data_cfg: DataConfig, out_dir: str | Path, progress: bool = Tr
         "split": data_cfg.split,
         "shards": [{"path": s, "rows": n} for s, n in zip(source.shards, shard_rows)],
     }
+    soft = collector.soft_labels
+    if any(v is not None for v in soft):
+        if any(v is None for v in soft):
+            raise PairDataError(
+                f"data.source {source.given}: some shards have {SOFT_LABEL_COLUMN} and some do not; "
+                "relabel the whole pair set (`inpo relabel`)"
+            )
+        collector.columns[SOFT_LABEL_COLUMN] = soft
     write_pair_index(out_dir / PAIRS_FILE, collector.columns, meta)
     write_json_atomic(out_dir / SUMMARY_FILE, summary.to_dict())
     return summary

@@ -9,6 +9,7 @@ One parquet row per kept pair, in pair-index order::
     caption    string  the caption as stored (before any dropout)
     label_0    float32 the stored label_0
     hash_0     string  BLAKE2b-128 of jpg_0's bytes (hash_1: of jpg_1's)
+    soft_label_0 float32  optional: image 0's smoothed preference in [0, 1] (a relabelled source's)
 
 The schema metadata ``inpo.pairs`` (JSON) records the source, its kind, the split and each shard's
 row count, so a loader can tell when a shard changed since the index was written.
@@ -29,6 +30,7 @@ from ..io import write_parquet_atomic
 from .sources import PairDataError
 
 INDEX_VERSION = 1
+SOFT_LABEL = "soft_label_0"
 INDEX_SCHEMA = pa.schema(
     [
         ("pair_index", pa.int64()),
@@ -59,6 +61,7 @@ class PairIndex:
     captions: list[str]
     label_0: np.ndarray  # [N] float32: the source's preference for image 0 (1, 0; 0.5 a tie)
     hashes: tuple[list[str], list[str]] = ([], [])  # BLAKE2b-128 of jpg_0's / jpg_1's bytes, per pair
+    soft_label_0: np.ndarray | None = None  # [N] float32 in [0, 1], or None: the source has none
 
     def require_source(self, source: str, split: str) -> None:
         """Refuse ``data.source`` / ``data.split`` other than the ones the index was built from."""
@@ -77,7 +80,10 @@ def write_pair_index(path: Path, columns: dict[str, list[Any]], meta: dict[str, 
     """Write ``columns`` (INDEX_SCHEMA's names minus pair_index) and ``meta`` atomically to ``path``."""
     n = len(columns["row"])
     data = {"pair_index": list(range(n)), **columns}
-    table = pa.Table.from_pydict(data, schema=INDEX_SCHEMA)
+    schema = INDEX_SCHEMA
+    if SOFT_LABEL in columns:
+        schema = schema.append(pa.field(SOFT_LABEL, pa.float32()))
+    table = pa.Table.from_pydict(data, schema=schema)
     meta = {"version": INDEX_VERSION, **meta}
     table = table.replace_schema_metadata({"inpo.pairs": json.dumps(meta)})
     write_parquet_atomic(path, table)
@@ -137,4 +143,5 @@ def read_pair_index(path: str | Path) -> PairIndex:
         captions=[c or "" for c in table["caption"].to_pylist()],
         label_0=table["label_0"].to_numpy().astype(np.float32),
         hashes=(table["hash_0"].to_pylist(), table["hash_1"].to_pylist()),
+        soft_label_0=table[SOFT_LABEL].to_numpy().astype(np.float32) if SOFT_LABEL in table.column_names else None,
     )

@@ -206,6 +206,7 @@ class Shard:
                 self._group_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         except (OSError, pa.ArrowException) as err:
             raise PairDataError(f"{self.path}: cannot be read as a data shard: {err}") from err
+        self.column_names: tuple[str, ...] = tuple(schema.names)
         missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
         if missing:
             raise PairDataError(
@@ -217,6 +218,9 @@ class Shard:
             raise PairDataError(
                 f"{self.path}: empty shard (0 rows); remove it or point data.source elsewhere"
             )
+
+    def has_column(self, name: str) -> bool:
+        return name in self.column_names
 
     def iter_batches(self, columns: tuple[str, ...], batch_size: int) -> Iterator[pa.RecordBatch]:
         """Stream the shard in record batches of at most ``batch_size`` rows, in row order."""

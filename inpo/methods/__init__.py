@@ -17,12 +17,14 @@ from .dpo import DpoMethod
 from .inpo import InpoMethod
 from .kto import KtoMethod
 from .sft import SftMethod
+from .smpo import SmpoMethod
 
 METHODS: dict[str, type[Method]] = {
     "sft": SftMethod,
     "dpo": DpoMethod,
     "kto": KtoMethod,
     "inpo": InpoMethod,
+    "smpo": SmpoMethod,
 }
 
 

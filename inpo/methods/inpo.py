@@ -21,6 +21,8 @@ from .inversion_cache import InversionCache, inversion_inputs
 class InpoMethod(Method):
     name = "inpo"
     config: InpoMethodConfig
+    label_field = "label_w"  # the per-pair label of the soft-label loss (1 hard, ½ a kept tie)
+    pair_fields = ("label_w",)
 
     @classmethod
     def check_settings(cls, config: Any, flow: bool) -> None:
@@ -157,7 +159,11 @@ class InpoMethod(Method):
             "inversion_calls": float(calls),
             **extra,
         }
-        return preference_output(self.config.beta, errs, calls, metrics, batch.fields.get("label_w"))
+        return self._preference(errs, calls, metrics, batch)
+
+    def _preference(self, errs, calls: int, metrics: dict[str, float], batch) -> ObjectiveOutput:
+        """The preference term on the errors (SmPO's release form overrides it)."""
+        return preference_output(self.config.beta, errs, calls, metrics, batch.fields.get(self.label_field))
 
     def flush(self) -> None:
         if self.cache is not None:

@@ -47,17 +47,18 @@ def preflight(cfg: Config, method: str | None = None) -> None:
     """The pair data, the pair index and every weights location, before any model is loaded."""
     from ..data.checks import check_data_source, check_pair_index
     from ..locations import check_model_locations
+    from ..methods import METHODS
+    from ..models.loading import is_flow_model
     from ..train.optim import check_optimizer
 
     check_optimizer(cfg.train)
     check_data_source(cfg)
     check_model_locations(cfg)
-    check_pair_index(cfg, need_a_winner(cfg, [method] if method else list(cfg.methods)))
-    from ..methods import METHODS
-    from ..models.loading import is_flow_model
-
+    names = [method] if method else list(cfg.methods)
+    soft = [m for m in names if m in METHODS and "soft_label_w" in METHODS[m].pair_fields]
+    check_pair_index(cfg, need_a_winner(cfg, names), soft)
     flow = is_flow_model(cfg.model)
-    for name in [method] if method else cfg.methods:
+    for name in names:
         METHODS[name].check_settings(getattr(cfg.method, name), flow=flow)
 
 
