@@ -46,6 +46,7 @@ STAGES: dict[tuple[str, ...], tuple[str, str]] = {
     ),
     ("report",): ("inpo.stages.report", "Markdown/HTML report: tables, win-rate charts, image grids"),
     ("relabel",): ("inpo.stages.relabel", "AI feedback: relabel the pair set's winners with a scorer"),
+    ("online",): ("inpo.stages.online", "Online rounds: sample pairs from the policy, label, train, evaluate, repeat"),
     ("world", "base"): ("inpo.stages.world_base", "The world's base-model recipe (toy, toy-mixed, toy-flow: from scratch on CPU)"),
     ("world", "pairs"): (
         "inpo.stages.world_pairs",

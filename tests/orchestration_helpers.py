@@ -66,9 +66,9 @@ def env_for(ws: Path, api: str, home: Path) -> dict[str, str]:
     }
 
 
-def run_deployment(env: dict[str, str], ws: Path, *params: str) -> str:
-    """``prefect deployment run inpo/full --watch``; return the flow run id."""
-    args = [sys.executable, "-m", "prefect", "deployment", "run", "inpo/full", "--watch"]
+def run_deployment(env: dict[str, str], ws: Path, *params: str, deployment: str = "inpo/full") -> str:
+    """``prefect deployment run <deployment> --watch``; return the flow run id."""
+    args = [sys.executable, "-m", "prefect", "deployment", "run", deployment, "--watch"]
     for p in params:
         args += ["--param", p]
     out = subprocess.run(args, cwd=ws, env=env, capture_output=True, text=True, timeout=400)

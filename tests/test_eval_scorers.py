@@ -350,7 +350,7 @@ def test_clip_score_from_safetensors_records_backbone_and_respects_dtype(open_cl
 
 
 def test_registry_unknown_name_lists_valid_ones() -> None:
-    with pytest.raises(KeyError, match="aesthetic, clip, hps, oracle, pickscore"):
+    with pytest.raises(KeyError, match="aesthetic, clip, hps, oracle, oracle_strict, pickscore"):
         build_scorer("imagereward", EvalConfig())
     with pytest.raises(ValueError, match="unknown dtype 'float8'"):
         build_scorer("clip", EvalConfig(), dtype="float8")

@@ -136,3 +136,16 @@ def test_diversity_is_hand_derived():
     assert diversity(torch.cat([black, black]), ["p", "p"]) == 0.0
     with pytest.raises(ValueError, match="at least two images"):
         diversity(black, ["p"])
+
+
+def test_the_guard_oracle_agrees_on_exact_scenes_and_is_stricter_on_near_misses(scenes):
+    """oracle_strict (online rounds' held-out guard): σ 0.15 instead of 0.25. An exact render scores 1
+    under both; a colour error of about 0.1 on every pixel lowers both, the guard more."""
+    from inpo.toyworld.oracle import StrictOracleScorer
+
+    x = render(scenes, 16)
+    strict, loose = StrictOracleScorer(), OracleScorer()
+    assert strict.name == "oracle_strict" and strict.info()["sigma"] == 0.15
+    torch.testing.assert_close(strict.score(x, all_prompts()), torch.ones(len(scenes)))
+    shifted = (x + 0.1 / 3**0.5).clamp(0, 1)  # ≈0.1 away from every palette colour (less where clamped)
+    assert bool((strict.score(shifted, all_prompts()) < loose.score(shifted, all_prompts())).all())

@@ -31,6 +31,7 @@ SCORERS: dict[str, str] = {
     "hps": "evaluation.scorers.open_clip_scorers:HpsScorer",
     "clip": "evaluation.scorers.open_clip_scorers:ClipScorer",
     "oracle": "inpo.toyworld.oracle:OracleScorer",
+    "oracle_strict": "inpo.toyworld.oracle:StrictOracleScorer",
 }
 
 DTYPES: dict[str, torch.dtype] = {

@@ -17,6 +17,7 @@ from .sections import (
     EvalConfig,
     MethodsConfig,
     ModelConfig,
+    OnlineConfig,
     PathsConfig,
     RelabelConfig,
     RuntimeConfig,
@@ -69,6 +70,7 @@ class Config:
     sample: SampleConfig = field(default_factory=SampleConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     relabel: RelabelConfig = field(default_factory=RelabelConfig)
+    online: OnlineConfig = field(default_factory=OnlineConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     toy: ToyConfig = field(default_factory=ToyConfig)

@@ -29,6 +29,7 @@ from PIL import Image
 from .world import SHAPES, centre_range, images_to_tensor, palette, parse_prompt, shape_masks, size_range
 
 SIGMA = 0.25  # width of the colour closeness kernel, in RGB units of [0, 1]
+STRICT_SIGMA = 0.15  # the held-out variant's (online rounds' guard): near-miss colours score lower
 
 
 @functools.lru_cache(maxsize=16)
@@ -112,3 +113,14 @@ class OracleScorer:
             "sigma": self.sigma,
             "formula": "max over placements of colour fidelity x background fidelity x shape IoU",
         }
+
+
+class StrictOracleScorer(OracleScorer):
+    """A held-out variant of the oracle, never used to label: the same factors with the stricter colour
+    kernel ``STRICT_SIGMA`` (a rendered scene of the prompt still scores 1). Online rounds judge each
+    round with it beside the labelling oracle, so a policy that games the labeller's tolerance shows."""
+
+    name = "oracle_strict"
+
+    def __init__(self) -> None:
+        super().__init__(STRICT_SIGMA)

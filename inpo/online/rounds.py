@@ -1,0 +1,174 @@
+"""Run and resume online rounds (``inpo online``; protocol in docs/online_rounds.md).
+
+Round k lives in ``<paths.outputs>/online/round-<k>/``: ``pairs/`` (the policy's samples, labelled),
+``prepare/``, ``train/<method>/``, ``generate/``, ``score/`` — the pipeline's own stages, run with a
+round config — and ``round.json``, written last and atomically: a round with it is finished and never
+redone; a killed round resumes where its stages stopped (pairs and the pair index are written whole,
+training resumes from its checkpoints, generation skips the images it has). Round k trains from round
+k−1's weights (round 1 from the world's base, or the SFT model), which are also its reference; each
+round is evaluated against the world's base, by the labeller and by the held-out guard scorer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InputError
+from ..io import write_json_atomic
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+LABELLER = "oracle"  # the toy worlds' labeller (inpo.online.pairs)
+ROUND_FILE = "round.json"
+
+
+def online_dir(cfg: Config) -> Path:
+    return Path(cfg.paths.outputs) / "online"
+
+
+def round_dir(cfg: Config, k: int) -> Path:
+    return online_dir(cfg) / f"round-{k}"
+
+
+def steps_per_round(cfg: Config) -> int:
+    return cfg.online.steps_per_round or max(1, cfg.train.max_steps // cfg.online.rounds)
+
+
+def pairs_per_prompt(cfg: Config) -> int:
+    return cfg.online.pairs_per_prompt or max(1, cfg.toy.pairs.pairs_per_prompt // cfg.online.rounds)
+
+
+def preflight(cfg: Config) -> None:
+    """Refuse, before any work, settings the rounds cannot run with (naming the key)."""
+    from evaluation.scorers import SCORERS
+
+    from ..methods import METHODS
+    from .pairs import ONLINE_WORLDS
+
+    o = cfg.online
+    if cfg.world not in ONLINE_WORLDS:
+        raise InputError(f"world: online rounds sample their pairs in {', '.join(ONLINE_WORLDS)}; got {cfg.world!r}")
+    if o.method not in METHODS:
+        raise InputError(f"online.method: unknown method {o.method!r}; expected one of {', '.join(METHODS)}")
+    if o.guard_scorer not in SCORERS or o.guard_scorer == LABELLER:
+        raise InputError(
+            f"online.guard_scorer: {o.guard_scorer!r} must be a registered scorer other than the labeller "
+            f"{LABELLER!r} (e.g. oracle_strict)"
+        )
+    if cfg.model.lora.enabled:
+        raise InputError("model.lora.enabled: online rounds train full UNets (each round's start is the last's weights)")
+
+
+def round_configs(cfg: Config, k: int, start: str | None) -> tuple[Config, Config]:
+    """(training config, evaluation config) of round ``k`` starting from the UNet folder ``start``
+    (None: the configured model). Evaluation compares the round's weights with the configured model."""
+    from ..config import config_from_dict, to_dict
+
+    raw = to_dict(cfg)
+    rdir = round_dir(cfg, k)
+    raw["paths"]["outputs"] = str(rdir)
+    raw["paths"]["checkpoints"] = str(Path(cfg.paths.checkpoints) / "online" / f"round-{k}")
+    raw["data"]["source"] = str(rdir / "pairs")
+    raw["methods"] = [cfg.online.method]
+    raw["train"]["max_steps"] = steps_per_round(cfg)
+    raw["sft"]["enabled"] = False
+    raw["eval"]["scorers"] = [LABELLER, cfg.online.guard_scorer]
+    evaluation = config_from_dict(raw)
+    raw["model"]["unet"] = start
+    return config_from_dict(raw), evaluation
+
+
+def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> dict[str, Any]:
+    """Round ``k`` from the UNet folder ``start``: pairs → prepare → train → generate → score → record."""
+    from .. import layout
+    from ..models import load_components
+    from ..stages import generate, prepare, score, train
+    from ..threads import torch_threads
+    from .pairs import write_round_pairs
+
+    done = round_dir(cfg, k) / ROUND_FILE
+    if done.is_file():
+        return dict(json.loads(done.read_text()))
+    train_cfg, eval_cfg = round_configs(cfg, k, start)
+    pairs = Path(train_cfg.data.source)
+    began = time.perf_counter()
+    if not (pairs / "metadata.json").is_file():
+        with torch_threads(cfg.runtime.cpu_threads):
+            policy = load_components(train_cfg.model)
+            policy.unet.eval()
+            write_round_pairs(train_cfg, policy, k, pairs_per_prompt(cfg), pairs, progress)
+    if not layout.pair_index(train_cfg).is_file():
+        prepare.run(train_cfg, progress=progress)
+    trained = time.perf_counter()
+    method = cfg.online.method
+    if not (layout.train_dir(train_cfg, method) / "summary.json").is_file():
+        train.preflight(train_cfg)
+        train.run(train_cfg)
+    train_seconds = time.perf_counter() - trained
+    generate.run(eval_cfg, progress=progress)
+    metrics = score.run(eval_cfg, progress=progress)
+    record = round_record(cfg, k, start, pairs, metrics, train_seconds, time.perf_counter() - began)
+    record["weights"] = str(layout.train_weights(train_cfg, method))
+    write_json_atomic(done, record)
+    return record
+
+
+def round_record(
+    cfg: Config, k: int, start: str | None, pairs: Path, metrics: dict[str, float], train_s: float, wall_s: float
+) -> dict[str, Any]:
+    """What a finished round keeps: its pairs' statistics, the method's win-rates against the base by
+    the labeller and the guard (per prompt set), the world's guard metrics, and where time went."""
+    meta = json.loads((pairs / "metadata.json").read_text())
+    method = cfg.online.method
+    judged = {
+        model: {key.removeprefix(f"{model}/"): value for key, value in metrics.items() if key.startswith(f"{model}/")}
+        for model in ("base", method)
+    }
+    return {
+        "round": k,
+        "start": start,
+        "method": method,
+        "steps": steps_per_round(cfg),
+        "pairs": {k_: meta[k_] for k_ in ("pairs", "ties", "oracle_mean")},
+        "seconds": {
+            "sampling": meta["sample_seconds"],
+            "labelling": meta["label_seconds"],
+            "training": round(train_s, 2),
+            "total": round(wall_s, 2),
+        },
+        "labeller": LABELLER,
+        "guard": cfg.online.guard_scorer,
+        "metrics": judged,
+    }
+
+
+def guard_low(cfg: Config, record: dict[str, Any]) -> float:
+    """The guard scorer's win-rate lower bound on the first evaluation prompt set."""
+    key = f"{cfg.eval.prompt_sets[0]}/{cfg.online.guard_scorer}/win_low"
+    return float(record["metrics"][cfg.online.method][key])
+
+
+def run_rounds(cfg: Config, progress: bool = True) -> dict[str, Any]:
+    """Every round until ``online.rounds`` or the stopping rule; writes ``online/summary.json``."""
+    from ..models.starting import starting_model
+
+    preflight(cfg)
+    records: list[dict[str, Any]] = []
+    start = starting_model(cfg).unet
+    best, stale, stopped = float("-inf"), 0, "rounds"
+    for k in range(1, cfg.online.rounds + 1):
+        record = run_round(cfg, k, start, progress)
+        records.append(record)
+        start = record["weights"]
+        low = guard_low(cfg, record)
+        best, stale = (low, 0) if low > best else (best, stale + 1)
+        if stale >= cfg.online.patience:
+            stopped = f"the guard's win-rate lower bound did not rise for {stale} rounds"
+            break
+    summary = {"rounds": records, "stopped": stopped, "final_weights": start}
+    write_json_atomic(online_dir(cfg) / "summary.json", summary)
+    return summary

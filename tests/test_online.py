@@ -1,0 +1,73 @@
+"""Online rounds (issue 14, part 2): the round labeller is the world's own, the stopping rule and the
+settings refused before any work. Two real rounds, killed in round 2 and resumed there, run through
+the deployment in tests/test_orchestration_online.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from inpo.config import DEFAULT_PARAMS, load_config
+
+
+def test_round_labels_are_the_worlds_labeller(tmp_path: Path) -> None:
+    """toy: the oracle with the tie margin; toy-mixed: the Bradley–Terry draw at the offline pairs'
+    calibration (band, temperature read from their metadata), from the round's own generator."""
+    from inpo.online.pairs import LABEL_STREAM, ROUND_SEED_STRIDE, world_labels
+    from inpo.toyworld.mixed import draw_labels
+
+    scores = torch.tensor([[0.9, 0.2], [0.5, 0.49], [0.1, 0.6]])
+    toy = load_config(DEFAULT_PARAMS, ["toy.pairs.tie_margin=0.05"])
+    assert world_labels(toy, scores, run_seed=3).tolist() == [1.0, 0.5, 0.0]
+    data = tmp_path / "data"
+    (data / "world-pairs").mkdir(parents=True)
+    (data / "world-pairs" / "metadata.json").write_text(json.dumps({"labels": {"tie_band": 0.02, "temperature": 0.1}}))
+    mixed = load_config(DEFAULT_PARAMS, ["world=toy-mixed", f"paths.data={data}"])
+    got = world_labels(mixed, scores, run_seed=3)
+    delta = (scores[:, 0] - scores[:, 1]).double()
+    expected = draw_labels(delta, 0.02, 0.1, torch.Generator().manual_seed(ROUND_SEED_STRIDE * 3 + LABEL_STREAM))
+    assert torch.equal(got, expected) and float(got[1]) == 0.5  # |Δ| = 0.01 < band: a tie
+    # SmPO's smoothed labels: the draw's own probability sigmoid(Δ / T) (½ in the band); toy: Δ / τ_oracle
+    from inpo.online.pairs import world_soft_labels
+
+    soft = world_soft_labels(mixed, scores, got)
+    assert soft.tolist() == pytest.approx([torch.sigmoid(torch.tensor(7.0)).item(), 0.5, torch.sigmoid(torch.tensor(-5.0)).item()])
+    toy_soft = world_soft_labels(toy, scores, world_labels(toy, scores, run_seed=3))
+    assert toy_soft.tolist() == pytest.approx([torch.sigmoid(torch.tensor(7.0)).item(), 0.5, torch.sigmoid(torch.tensor(-5.0)).item()])
+
+
+def test_rounds_stop_when_the_guard_lower_bound_stops_rising(monkeypatch, tmp_path: Path) -> None:
+    from inpo.online import rounds
+
+    lows = {1: 0.30, 2: 0.45, 3: 0.44, 4: 0.45, 5: 0.9}
+    ran: list[int] = []
+
+    def fake_round(cfg, k, start, progress=True):
+        ran.append(k)
+        metrics = {"toy/oracle_strict/win_low": lows[k]}
+        return {"round": k, "weights": f"w{k}", "metrics": {"inpo": metrics}}
+
+    monkeypatch.setattr(rounds, "run_round", fake_round)
+    cfg = load_config(DEFAULT_PARAMS, ["online.rounds=5", "online.patience=2", f"paths.outputs={tmp_path}"])
+    summary = rounds.run_rounds(cfg, progress=False)
+    assert ran == [1, 2, 3, 4]  # 0.44 and 0.45 do not rise above the best, 0.45: stop after round 4
+    assert "did not rise for 2 rounds" in summary["stopped"] and summary["final_weights"] == "w4"
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("world=pickapic", "world: online rounds sample their pairs"),
+        ("online.guard_scorer=oracle", "online.guard_scorer"),
+        ("online.method=orpo", "online.method: unknown method 'orpo'"),
+        ("model.lora.enabled=true", "model.lora.enabled"),
+    ],
+)
+def test_online_refuses_what_it_cannot_run_before_any_work(tmp_path: Path, capsys, override, named) -> None:
+    from inpo.cli import main
+
+    assert main(["online", f"paths.outputs={tmp_path}", override]) == 2
+    assert named in capsys.readouterr().err and not (tmp_path / "online").exists()
