@@ -149,7 +149,8 @@ def test_sd3_family_refuses_a_unet_model_and_the_reverse(sd3_world, tmp_path) ->
 def test_check_sizes_sd35_medium_at_its_real_size_from_configs_only(capsys) -> None:
     """``inpo check --shapes-only`` on the shipped SD3.5 Medium configs: transformer 2,243,171,520;
     CLIP-L 123,650,304 + CLIP-bigG 694,659,840 + T5-XXL encoder 4,762,310,656 (its embedding tied to
-    ``shared``, as loaded) + VAE 83,819,683 frozen; T5 left out with ``model.sd3_t5=zeros``."""
+    ``shared``, as loaded) + VAE 83,819,683 frozen; T5 left out with ``model.sd3_t5=zeros``; SD3.5
+    Large's transformer counts 8,056,627,520 (the published 8.1B) with the same code."""
     from inpo.cli import main
 
     root = Path(__file__).resolve().parents[1]
@@ -162,3 +163,6 @@ def test_check_sizes_sd35_medium_at_its_real_size_from_configs_only(capsys) -> N
     assert f"~{gib:.2f} GiB" in out
     assert main([*args, "train.mixed_precision=bf16", "model.sd3_t5=zeros"]) in (0, None)
     assert f"frozen encoders {frozen - 4_762_310_656:,} × 2 B" in capsys.readouterr().out
+    large = [*args[:-1], f"model.pretrained={root}/configs/models/sd35-large"]
+    assert main(large) in (0, None)
+    assert "transformer 8,056,627,520 parameters" in capsys.readouterr().out  # the published 8.1B
