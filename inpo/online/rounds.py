@@ -85,6 +85,7 @@ def round_configs(cfg: Config, k: int, start: str | None) -> tuple[Config, Confi
 def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> dict[str, Any]:
     """Round ``k`` from the UNet folder ``start``: pairs → prepare → train → generate → score → record."""
     from .. import layout
+    from ..data import read_pair_index
     from ..models import load_components
     from ..stages import generate, prepare, score, train
     from ..threads import torch_threads
@@ -112,6 +113,7 @@ def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> 
     generate.run(eval_cfg, progress=progress)
     metrics = score.run(eval_cfg, progress=progress)
     record = round_record(cfg, k, start, pairs, metrics, train_seconds, time.perf_counter() - began)
+    record["pairs"]["trained_on"] = len(read_pair_index(layout.pair_index(train_cfg)))  # after ties, data.max_pairs
     record["weights"] = str(layout.train_weights(train_cfg, method))
     write_json_atomic(done, record)
     return record
