@@ -10,7 +10,7 @@ Arms, each from the world's base, evaluated on the world's held-out prompts × 1
 Euler for a flow base — 10 steps at guidance 7.5) against the base, pooled over training seeds 0, 1, 2:
 - ``offline-inpo``: InPO (corrected) on the world's offline pairs for 99 steps;
 - ``offline-smpo``: SmPO (corrected, the same inversion) on the same pairs with the smoothed label from
-  the information the hard label came from (:func:`inpo.online.pairs.world_soft_labels`);
+  the information the hard label came from (:func:`inpo.toyworld.online_pairs.world_soft_labels`);
 - ``online-inpo``: 3 rounds of :mod:`inpo.online` × 33 steps, each round's training pairs capped at a
   third of the offline pair count (equal total training pairs), labelled by the world's labeller.
 Reported beside the win-rates: sampling, labelling and training seconds, and each round's labeller and
@@ -65,7 +65,7 @@ def soft_pairs(cfg: Any, out: Path) -> Path:
 
     from inpo import layout
     from inpo.io import atomic_directory
-    from inpo.online.pairs import world_soft_labels
+    from inpo.toyworld.online_pairs import world_soft_labels
     from inpo.toyworld.pairs import SHARD_NAME
 
     if (out / SHARD_NAME).is_file():
@@ -96,6 +96,7 @@ def online_arm(
 
     from inpo.models import load_components
     from inpo.online.rounds import run_rounds
+    from inpo.stages.online import run_round
 
     rounds, steps = settings["rounds"], settings["steps"]
     per_prompt = math.ceil(harness.make_config(work, overrides, world, data).toy.pairs.pairs_per_prompt / rounds)
@@ -117,7 +118,7 @@ def online_arm(
         data,
     )
     started = time.perf_counter()
-    summary = run_rounds(cfg, progress=False)
+    summary = run_rounds(cfg, run_round, progress=False)
     record = harness.RunRecord("online-inpo", seed, wall_seconds=time.perf_counter() - started)
     final = load_components(dataclasses.replace(cfg.model, unet=summary["final_weights"]))
     result = harness.evaluate(final, final.unet, items, cfg.data.resolution)

@@ -16,8 +16,8 @@ from inpo.config import DEFAULT_PARAMS, load_config
 def test_round_labels_are_the_worlds_labeller(tmp_path: Path) -> None:
     """toy: the oracle with the tie margin; toy-mixed: the Bradley–Terry draw at the offline pairs'
     calibration (band, temperature read from their metadata), from the round's own generator."""
-    from inpo.online.pairs import LABEL_STREAM, ROUND_SEED_STRIDE, world_labels
     from inpo.toyworld.mixed import draw_labels
+    from inpo.toyworld.online_pairs import LABEL_STREAM, ROUND_SEED_STRIDE, world_labels
 
     scores = torch.tensor([[0.9, 0.2], [0.5, 0.49], [0.1, 0.6]])
     toy = load_config(DEFAULT_PARAMS, ["toy.pairs.tie_margin=0.05"])
@@ -31,7 +31,7 @@ def test_round_labels_are_the_worlds_labeller(tmp_path: Path) -> None:
     expected = draw_labels(delta, 0.02, 0.1, torch.Generator().manual_seed(ROUND_SEED_STRIDE * 3 + LABEL_STREAM))
     assert torch.equal(got, expected) and float(got[1]) == 0.5  # |Δ| = 0.01 < band: a tie
     # SmPO's smoothed labels: the draw's own probability sigmoid(Δ / T) (½ in the band); toy: Δ / τ_oracle
-    from inpo.online.pairs import world_soft_labels
+    from inpo.toyworld.online_pairs import world_soft_labels
 
     soft = world_soft_labels(mixed, scores, got)
     assert soft.tolist() == pytest.approx([torch.sigmoid(torch.tensor(7.0)).item(), 0.5, torch.sigmoid(torch.tensor(-5.0)).item()])
@@ -39,7 +39,7 @@ def test_round_labels_are_the_worlds_labeller(tmp_path: Path) -> None:
     assert toy_soft.tolist() == pytest.approx([torch.sigmoid(torch.tensor(7.0)).item(), 0.5, torch.sigmoid(torch.tensor(-5.0)).item()])
 
 
-def test_rounds_stop_when_the_guard_lower_bound_stops_rising(monkeypatch, tmp_path: Path) -> None:
+def test_rounds_stop_when_the_guard_lower_bound_stops_rising(tmp_path: Path) -> None:
     from inpo.online import rounds
 
     lows = {1: 0.30, 2: 0.45, 3: 0.44, 4: 0.45, 5: 0.9}
@@ -50,9 +50,8 @@ def test_rounds_stop_when_the_guard_lower_bound_stops_rising(monkeypatch, tmp_pa
         metrics = {"toy/oracle_strict/win_low": lows[k]}
         return {"round": k, "weights": f"w{k}", "metrics": {"inpo": metrics}}
 
-    monkeypatch.setattr(rounds, "run_round", fake_round)
     cfg = load_config(DEFAULT_PARAMS, ["online.rounds=5", "online.patience=2", f"paths.outputs={tmp_path}"])
-    summary = rounds.run_rounds(cfg, progress=False)
+    summary = rounds.run_rounds(cfg, fake_round, progress=False)
     assert ran == [1, 2, 3, 4]  # 0.44 and 0.45 do not rise above the best, 0.45: stop after round 4
     assert "did not rise for 2 rounds" in summary["stopped"] and summary["final_weights"] == "w4"
 
@@ -60,7 +59,7 @@ def test_rounds_stop_when_the_guard_lower_bound_stops_rising(monkeypatch, tmp_pa
 @pytest.mark.parametrize(
     ("override", "named"),
     [
-        ("world=pickapic", "world: online rounds sample their pairs"),
+        ("world=pickapic", "world 'pickapic' has no labeller"),
         ("online.guard_scorer=oracle", "online.guard_scorer"),
         ("online.method=orpo", "online.method: unknown method 'orpo'"),
         ("model.lora.enabled=true", "model.lora.enabled"),

@@ -1,5 +1,7 @@
 """Online rounds (issue 14, docs/online_rounds.md): sample pairs from the current policy, label them
 with the world's own labeller, train a round, evaluate with the labeller and a held-out guard, repeat.
 
-:mod:`.pairs` makes a round's pair set; :mod:`.rounds` runs and resumes the rounds.
+:mod:`.rounds`: the plan, the records and the stopping rule; :mod:`.tracking`: the MLflow runs. The
+pairs come from the world plug (:meth:`inpo.worlds.World.make_round_pairs`); one round is run by the
+stage :func:`inpo.stages.online.run_round`.
 """

@@ -1,4 +1,6 @@
-"""Run and resume online rounds (``inpo online``; protocol in docs/online_rounds.md).
+"""Online rounds' plan and records (``inpo online``; protocol in docs/online_rounds.md): the round
+configs, what a finished round records, and the stopping rule. The stage :mod:`inpo.stages.online`
+runs one round with the pipeline's stages (:func:`inpo.stages.online.run_round`).
 
 Round k lives in ``<paths.outputs>/online/round-<k>/``: ``pairs/`` (the policy's samples, labelled),
 ``prepare/``, ``train/<method>/``, ``generate/``, ``score/`` — the pipeline's own stages, run with a
@@ -12,7 +14,7 @@ round is evaluated against the world's base, by the labeller and by the held-out
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +24,7 @@ from ..io import write_json_atomic
 if TYPE_CHECKING:
     from ..config import Config
 
-LABELLER = "oracle"  # the toy worlds' labeller (inpo.online.pairs)
+LABELLER = "oracle"  # the toy worlds' labeller (inpo.toyworld.online_pairs)
 ROUND_FILE = "round.json"
 
 
@@ -47,11 +49,14 @@ def preflight(cfg: Config) -> None:
     from evaluation.scorers import SCORERS
 
     from ..methods import METHODS
-    from .pairs import ONLINE_WORLDS
+    from ..worlds import get_world
 
     o = cfg.online
-    if cfg.world not in ONLINE_WORLDS:
-        raise InputError(f"world: online rounds sample their pairs in {', '.join(ONLINE_WORLDS)}; got {cfg.world!r}")
+    if not get_world(cfg).makes_pairs():
+        raise InputError(
+            f"world: online rounds sample their pairs from the policy and judge them; world {cfg.world!r} "
+            "has no labeller (toy, toy-flow and toy-mixed do)"
+        )
     if o.method not in METHODS:
         raise InputError(f"online.method: unknown method {o.method!r}; expected one of {', '.join(METHODS)}")
     if o.guard_scorer not in SCORERS or o.guard_scorer == LABELLER:
@@ -80,43 +85,6 @@ def round_configs(cfg: Config, k: int, start: str | None) -> tuple[Config, Confi
     evaluation = config_from_dict(raw)
     raw["model"]["unet"] = start
     return config_from_dict(raw), evaluation
-
-
-def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> dict[str, Any]:
-    """Round ``k`` from the UNet folder ``start``: pairs → prepare → train → generate → score → record."""
-    from .. import layout
-    from ..data import read_pair_index
-    from ..models import load_components
-    from ..stages import generate, prepare, score, train
-    from ..threads import torch_threads
-    from .pairs import write_round_pairs
-
-    done = round_dir(cfg, k) / ROUND_FILE
-    if done.is_file():
-        return dict(json.loads(done.read_text()))
-    train_cfg, eval_cfg = round_configs(cfg, k, start)
-    pairs = Path(train_cfg.data.source)
-    began = time.perf_counter()
-    if not (pairs / "metadata.json").is_file():
-        with torch_threads(cfg.runtime.cpu_threads):
-            policy = load_components(train_cfg.model)
-            policy.unet.eval()
-            write_round_pairs(train_cfg, policy, k, pairs_per_prompt(cfg), pairs, progress)
-    if not layout.pair_index(train_cfg).is_file():
-        prepare.run(train_cfg, progress=progress)
-    trained = time.perf_counter()
-    method = cfg.online.method
-    if not (layout.train_dir(train_cfg, method) / "summary.json").is_file():
-        train.preflight(train_cfg)
-        train.run(train_cfg)
-    train_seconds = time.perf_counter() - trained
-    generate.run(eval_cfg, progress=progress)
-    metrics = score.run(eval_cfg, progress=progress)
-    record = round_record(cfg, k, start, pairs, metrics, train_seconds, time.perf_counter() - began)
-    record["pairs"]["trained_on"] = len(read_pair_index(layout.pair_index(train_cfg)))  # after ties, data.max_pairs
-    record["weights"] = str(layout.train_weights(train_cfg, method))
-    write_json_atomic(done, record)
-    return record
 
 
 def round_record(
@@ -154,7 +122,11 @@ def guard_low(cfg: Config, record: dict[str, Any]) -> float:
     return float(record["metrics"][cfg.online.method][key])
 
 
-def run_rounds(cfg: Config, progress: bool = True) -> dict[str, Any]:
+RoundRunner = Callable[["Config", int, "str | None", bool], dict[str, Any]]
+"""(config, round k, the UNet folder it starts from, progress) → the finished round's record."""
+
+
+def run_rounds(cfg: Config, run_round: RoundRunner, progress: bool = True) -> dict[str, Any]:
     """Every round until ``online.rounds`` or the stopping rule; writes ``online/summary.json``."""
     from ..models.starting import starting_model
 

@@ -1,12 +1,16 @@
-"""``inpo online``: online rounds in a toy world (docs/online_rounds.md) — sample pairs from the
-current policy, label them with the world's labeller, train ``online.method`` for a round, evaluate
-against the base with the labeller and the held-out guard; resumable round by round. See
+"""``inpo online``: online rounds (docs/online_rounds.md) — sample pairs from the current policy,
+label them with the world's labeller, train ``online.method`` for a round, evaluate against the base
+with the labeller and the held-out guard; resumable round by round. One round is the pipeline's own
+stages run with the round's config (:func:`run_round`); the plan, records and stopping rule are
 :mod:`inpo.online.rounds`."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
+from pathlib import Path
+from typing import Any
 
 from ..config import Config
 
@@ -21,10 +25,50 @@ def preflight(cfg: Config) -> None:
     rounds_preflight(cfg)
 
 
+def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> dict[str, Any]:
+    """Round ``k`` from the UNet folder ``start`` (None: the configured model): pairs → prepare →
+    train → generate → score → ``round.json`` (written last; a round with it is never redone)."""
+    from .. import layout
+    from ..data import read_pair_index
+    from ..io import write_json_atomic
+    from ..models import load_components
+    from ..online.rounds import ROUND_FILE, pairs_per_prompt, round_configs, round_dir, round_record
+    from ..threads import torch_threads
+    from ..worlds import get_world
+    from . import generate, prepare, score, train
+
+    done = round_dir(cfg, k) / ROUND_FILE
+    if done.is_file():
+        return dict(json.loads(done.read_text()))
+    train_cfg, eval_cfg = round_configs(cfg, k, start)
+    pairs = Path(train_cfg.data.source)
+    began = time.perf_counter()
+    if not (pairs / "metadata.json").is_file():
+        with torch_threads(cfg.runtime.cpu_threads):
+            policy = load_components(train_cfg.model)
+            policy.unet.eval()
+            get_world(train_cfg).make_round_pairs(train_cfg, policy, k, pairs_per_prompt(cfg), pairs, progress)
+    if not layout.pair_index(train_cfg).is_file():
+        prepare.run(train_cfg, progress=progress)
+    trained = time.perf_counter()
+    method = cfg.online.method
+    if not (layout.train_dir(train_cfg, method) / "summary.json").is_file():
+        train.preflight(train_cfg)
+        train.run(train_cfg)
+    train_seconds = time.perf_counter() - trained
+    generate.run(eval_cfg, progress=progress)
+    metrics = score.run(eval_cfg, progress=progress)
+    record = round_record(cfg, k, start, pairs, metrics, train_seconds, time.perf_counter() - began)
+    record["pairs"]["trained_on"] = len(read_pair_index(layout.pair_index(train_cfg)))  # after ties, data.max_pairs
+    record["weights"] = str(layout.train_weights(train_cfg, method))
+    write_json_atomic(done, record)
+    return record
+
+
 def run(cfg: Config, progress: bool = True) -> dict:
     from ..online.rounds import online_dir, run_rounds
 
-    summary = run_rounds(cfg, progress=progress)
+    summary = run_rounds(cfg, run_round, progress=progress)
     method, guard = cfg.online.method, cfg.online.guard_scorer
     prompt_set = cfg.eval.prompt_sets[0]
     for record in summary["rounds"]:

@@ -46,6 +46,16 @@ class World:
             "(and run `dvc repro report`, which skips the world_pairs stage)"
         )
 
+    def make_round_pairs(
+        self, cfg: Config, policy: Any, round_index: int, pairs_per_prompt: int, out: str | Path, progress: bool = True
+    ) -> dict[str, Any]:
+        """Online rounds: ``policy``'s samples for the training prompts, labelled by the world's own
+        labeller, written into ``out`` (Pick-a-Pic v2's shape, with ``soft_label_0``); its metadata."""
+        raise WorldError(
+            f"world {self.name!r} cannot sample pairs from a policy and judge them (online rounds need a world "
+            "with a labeller: toy, toy-flow, toy-mixed)"
+        )
+
     def pairs_planned(self, cfg: Config, root: str | Path = ".") -> bool:
         """True when ``data.source`` is this world's own pair maker's output (the flow runs world_pairs);
         relative paths are read from ``root`` (the workspace)."""

@@ -49,6 +49,13 @@ class ToyWorld(World):
 
         return generate_pairs(cfg, self.base_dir(cfg), world_pairs_dir(cfg), progress=progress)
 
+    def make_round_pairs(
+        self, cfg: Config, policy: Any, round_index: int, pairs_per_prompt: int, out: str | Path, progress: bool = True
+    ) -> dict[str, Any]:
+        from ..toyworld.online_pairs import write_round_pairs
+
+        return write_round_pairs(cfg, policy, round_index, pairs_per_prompt, out, progress)
+
     def train_base(self, cfg: Config, progress: bool = True) -> dict[str, Any]:
         from ..toyworld.base import train_base
 

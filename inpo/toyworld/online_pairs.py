@@ -1,4 +1,4 @@
-"""A round's pair set: the current policy's samples for the world's training prompts, labelled by the
+"""Online rounds in the toy worlds (:meth:`inpo.worlds.ToyWorld.make_round_pairs`): a round's pair set, the current policy's samples for the world's training prompts, labelled by the
 world's labeller, in Pick-a-Pic v2's shape (the toy worlds' ``inpo world pairs`` layout).
 
 Labellers, the same as each world's offline pairs (docs/online_rounds.md):
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 ROUND_SEED_STRIDE = 1000
 LABEL_STREAM = 7  # the round's Bradley–Terry draw: generator seed ROUND_SEED_STRIDE · run seed + this
-ONLINE_WORLDS = ("toy", "toy-flow", "toy-mixed")
 
 
 def round_run_seed(cfg: Config, round_index: int) -> int:
@@ -53,8 +52,8 @@ def offline_calibration(cfg: Config) -> tuple[float, float]:
 
 def world_labels(cfg: Config, scores: torch.Tensor, run_seed: int) -> torch.Tensor:
     """label_0 [P] float64 for oracle scores [P, 2] by the world's labeller (module docstring)."""
-    from ..toyworld.mixed import draw_labels
-    from ..toyworld.pairs import preference_labels
+    from .mixed import draw_labels
+    from .pairs import preference_labels
 
     if cfg.world == "toy-mixed":
         band, temperature = offline_calibration(cfg)
@@ -81,12 +80,10 @@ def write_round_pairs(
     """Sample, label and write round ``round_index``'s pairs into ``out`` (atomically); its metadata."""
     import pyarrow.parquet as pq
 
-    from ..toyworld.oracle import OracleScorer
-    from ..toyworld.pairs import SHARD_NAME, assemble_table, pair_seeds, png_bytes, sample_pixels
-    from ..toyworld.prompts import training_prompts
+    from .oracle import OracleScorer
+    from .pairs import SHARD_NAME, assemble_table, pair_seeds, png_bytes, sample_pixels
+    from .prompts import training_prompts
 
-    if cfg.world not in ONLINE_WORLDS:
-        raise ValueError(f"world={cfg.world!r}: online rounds sample pairs in {', '.join(ONLINE_WORLDS)} only")
     run_seed = round_run_seed(cfg, round_index)
     captions = [p for p in training_prompts(cfg.toy) for _ in range(pairs_per_prompt)]
     seeds = [pair_seeds(run_seed, i) for i in range(len(captions))]
