@@ -168,13 +168,22 @@ def error_metrics(errs) -> dict[str, float]:
 
 
 def preference_output(
-    beta: float, errs, extra_calls: int, extra: dict[str, float], label_w: torch.Tensor | None = None
+    beta: float,
+    errs,
+    extra_calls: int,
+    extra: dict[str, float],
+    label_w: torch.Tensor | None = None,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> ObjectiveOutput:
     """The Diffusion-DPO loss of the errors ``errs`` (as :func:`pair_errors` returns them); with
-    ``label_w`` [B] (the winner's label: 1, or 0.5 for a kept tie) the soft-label form."""
+    ``label_w`` [B] (the winner's label: 1, or 0.5 for a kept tie) the soft-label form; ``loss_fn``:
+    another loss of the logits z [B] (SmPO's release form)."""
     pol_w, ref_w, pol_l, ref_l = errs
     z = losses.preference_logits(pol_w, ref_w, pol_l, ref_l, beta)
-    loss = losses.dpo_loss(z) if label_w is None else losses.soft_label_loss(z, label_w.to(z.device))
+    if loss_fn is not None:
+        loss = loss_fn(z)
+    else:
+        loss = losses.dpo_loss(z) if label_w is None else losses.soft_label_loss(z, label_w.to(z.device))
     metrics = {
         "loss": loss.item(),
         "implicit_acc": losses.implicit_accuracy(z).item(),

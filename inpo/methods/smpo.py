@@ -22,7 +22,7 @@ import torch
 
 from .. import losses
 from ..config.sections import SmpoMethodConfig
-from .base import ObjectiveOutput, PairDraws, error_metrics
+from .base import ObjectiveOutput, PairDraws, preference_output
 from .inpo import InpoMethod
 
 
@@ -68,16 +68,10 @@ class SmpoMethod(InpoMethod):
         p = batch.fields[self.label_field]
         if self.config.inversion.mode == "corrected":
             return super()._preference(errs, calls, {**metrics, "soft_label_mean": float(p.mean())}, batch)
-        pol_w, ref_w, pol_l, ref_l = errs
-        z = losses.preference_logits(pol_w, ref_w, pol_l, ref_l, self.config.beta)
-        p_first = p[:1].to(z.device).expand_as(z)  # the release: batch["probs"][0] for every pair
-        loss = losses.smpo_release_loss(z, p_first)
-        out = {
-            "loss": loss.item(),
-            "implicit_acc": losses.implicit_accuracy(z).item(),
-            "reward_margin": z.detach().mean().item(),
-            "soft_label_mean": float(p.mean()),
-            **error_metrics(errs),
-            **metrics,
-        }
-        return ObjectiveOutput(loss, out, 1 + calls)
+        p_first = p[:1]  # the release: batch["probs"][0] for every pair
+
+        def release_loss(z: torch.Tensor) -> torch.Tensor:
+            return losses.smpo_release_loss(z, p_first.to(z.device).expand_as(z))
+
+        metrics = {**metrics, "soft_label_mean": float(p.mean())}
+        return preference_output(self.config.beta, errs, calls, metrics, loss_fn=release_loss)

@@ -31,8 +31,9 @@ class OnlineTracker:
         from ..config import flatten
 
         self.cfg, self.root = cfg, Path(root).resolve()
-        self.client = _client(tracking_uri(cfg, self.root))
-        self.experiment_id = ensure_experiment(self.client, cfg, self.root, tracking_uri(cfg, self.root))
+        uri = tracking_uri(cfg, self.root)
+        self.client = _client(uri)
+        self.experiment_id = ensure_experiment(self.client, cfg, self.root, uri)
         all_tags = {**pipeline_tags(cfg), "kind": "online", **owner_tags(self.root), **(tags or {})}
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
         self.run_id = str(run.info.run_id)
