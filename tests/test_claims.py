@@ -83,3 +83,25 @@ def test_claims_take_the_inversion_rows_from_the_ablation_payload():
     assert rows["CFG in inversion hurts"]["evidence"] == "e75"
     assert rows["10 inversion steps balance cost and quality"]["verdict"] == "open"
     assert rows["InPO beats DPO at equal steps (primary endpoint)"]["verdict"] == "open"
+
+
+def test_online_rows_come_from_the_online_evidence_head_to_heads():
+    def h(win, low, high, gain_low):
+        return {"win_rate": win, "win_low": low, "win_high": high, "mean_gain": 0.0, "gain_low": gain_low, "gain_high": 0.01}
+
+    online = {
+        "protocol": {"steps": 99, "rounds": 3, "train_seeds": [0, 1]},
+        "offline_pairs": 1896,
+        "rounds": {"0": [{"trained_on": 400}, {"trained_on": 390}], "1": [{"trained_on": 410}, {"trained_on": 400}]},
+        "head_to_head": {
+            "online-inpo vs offline-inpo": h(0.6, 0.55, 0.65, 0.001),
+            "offline-smpo vs offline-inpo": h(0.41, 0.36, 0.455, -0.002),
+        },
+    }
+    rows = {c["claim"]: c for c in claims({"head_to_head": []}, None, online)}
+    online_row = rows["Online rounds beat offline InPO (the paper's future work)"]
+    assert online_row["verdict"] == "holds"
+    assert "790–810 distinct pairs, offline on 1896" in online_row["evidence"]
+    assert rows["SmPO beats InPO (SmPO, ICML 2025)"]["verdict"] == "fails"  # win-rate high 0.455 < 0.5
+    untested = {c["claim"]: c for c in claims({"head_to_head": []})}
+    assert untested["SmPO beats InPO (SmPO, ICML 2025)"]["verdict"] == "open"

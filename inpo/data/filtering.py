@@ -99,7 +99,10 @@ def check_labels(where: str, label_0: Any, label_1: Any) -> None:
         except (TypeError, ValueError):
             number = float("nan")
         if number not in VALID_LABELS:
-            raise PairDataError(f"{where}: {name} = {value!r}; expected one of 0, 0.5, 1")
+            raise PairDataError(
+                f"{where}: {name} = {value!r}; expected one of 0, 0.5, 1 (a smoothed label in [0, 1] goes in "
+                f"the {SOFT_LABEL_COLUMN} column, read by the methods that take soft labels)"
+            )
         values.append(number)
     if values[0] + values[1] != 1.0:
         raise PairDataError(f"{where}: label_0 + label_1 = {values[0]} + {values[1]}; expected a sum of 1")
