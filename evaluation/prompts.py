@@ -156,6 +156,11 @@ PROMPT_SETS: dict[str, Callable[[str | Path | None], PromptSet]] = {
 }
 
 
+def prompt_set_name(spec: str) -> str:
+    """The name a prompt set's items and metrics carry: a registered name, or a text file's stem."""
+    return spec if spec in PROMPT_SETS else Path(spec).stem
+
+
 def load_prompt_set(name: str, hpdv2_dir: str | Path | None = None) -> PromptSet:
     """A prompt set by registered name, or a one-prompt-per-line text file by path."""
     if name in PROMPT_SETS:
@@ -167,26 +172,31 @@ def load_prompt_set(name: str, hpdv2_dir: str | Path | None = None) -> PromptSet
     )
 
 
-def check_prompt_sets(eval_cfg: EvalConfig) -> None:
-    """``eval.prompt_sets``: registered names or readable UTF-8 text files with at least one prompt;
-    an :class:`inpo.errors.InputError` naming the entry otherwise (before any generation)."""
+def check_prompt_set(name: str, key: str) -> None:
+    """A registered prompt set name or a readable UTF-8 text file with at least one prompt; an
+    :class:`inpo.errors.InputError` naming the config ``key`` otherwise (before any generation)."""
     from inpo.errors import InputError
 
+    if name in PROMPT_SETS:
+        return
+    path = Path(name)
+    if not path.is_file():
+        raise InputError(
+            f"{key}: {name!r} is neither a prompt set ({', '.join(sorted(PROMPT_SETS))}) "
+            "nor an existing text file (one prompt per line)"
+        )
+    try:
+        lines = [x for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{key}: {path}: cannot be read as UTF-8 text: {err}") from None
+    if not lines:
+        raise InputError(f"{key}: {path}: no prompts (expected one per line)")
+
+
+def check_prompt_sets(eval_cfg: EvalConfig) -> None:
+    """Every ``eval.prompt_sets`` entry through :func:`check_prompt_set`."""
     for i, name in enumerate(eval_cfg.prompt_sets):
-        if name in PROMPT_SETS:
-            continue
-        path = Path(name)
-        if not path.is_file():
-            raise InputError(
-                f"eval.prompt_sets[{i}]: {name!r} is neither a prompt set ({', '.join(sorted(PROMPT_SETS))}) "
-                "nor an existing text file (one prompt per line)"
-            )
-        try:
-            lines = [x for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-        except (OSError, UnicodeDecodeError) as err:
-            raise InputError(f"eval.prompt_sets[{i}]: {path}: cannot be read as UTF-8 text: {err}") from None
-        if not lines:
-            raise InputError(f"eval.prompt_sets[{i}]: {path}: no prompts (expected one per line)")
+        check_prompt_set(name, f"eval.prompt_sets[{i}]")
 
 
 def eval_items(eval_cfg: EvalConfig, base_seed: int = 0) -> list[EvalItem]:

@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 if TYPE_CHECKING:
+    from inpo.config import Config
     from inpo.config.sections import DataConfig
 
 @dataclass(frozen=True)
@@ -39,6 +40,18 @@ class Judge:
     scorer: Any
     weight: float = 1.0
     tau: float | None = None
+
+
+def judge_weights(cfg: Config) -> dict[str, float]:
+    """The labeller: ``relabel.scorers`` (name → weight), else the first of ``eval.scorers`` alone."""
+    return dict(cfg.relabel.scorers) or {cfg.eval.scorers[0]: 1.0}
+
+
+def build_judges(cfg: Config, weights: dict[str, float], device: str = "cpu") -> list[Judge]:
+    """One :class:`Judge` per named scorer, with its ``relabel.tau`` temperature (if any)."""
+    from evaluation.scorers import build_scorer
+
+    return [Judge(build_scorer(n, cfg.eval, device=device), w, cfg.relabel.tau.get(n)) for n, w in weights.items()]
 
 
 def judged_scores(judges: Sequence[Judge], scores: Sequence[np.ndarray]) -> np.ndarray:

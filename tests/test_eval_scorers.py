@@ -3,7 +3,6 @@ through the real loading code (transformers folders, .pth/.pt weights-only, safe
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -21,14 +20,14 @@ from inpo.config.sections import (
     HpsScorerConfig,
     PickScoreScorerConfig,
 )
-from inpo.tokenizer import write_clip_tokenizer
+from inpo.testing.tiny_scorers import (
+    TINY_OPEN_CLIP,
+    write_tiny_clip,
+    write_tiny_open_clip,
+    write_tiny_pickscore,
+)
 
 WORDS = ["a", "red", "green", "blue", "circle", "square", "on", "background"]
-TINY_OPEN_CLIP = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
 
 
 def _stripes(width: int = 64, height: int = 32) -> Image.Image:
@@ -52,35 +51,7 @@ def _unnormalize(pixels: torch.Tensor) -> torch.Tensor:
     return pixels * torch.tensor(OPENAI_CLIP_STD).view(3, 1, 1) + torch.tensor(OPENAI_CLIP_MEAN).view(3, 1, 1)
 
 
-def _save_tiny_clip(
-    folder: Path, projection_dim: int, vocab_size: int = 49408, bos: int = 0, eos: int = 1
-) -> Path:
-    """A tiny transformers CLIPModel (hidden 32, 1 layer, 32 px images) + its image processor."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
-
-    torch.manual_seed(0)
-    text = dict(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        max_position_embeddings=77,
-        bos_token_id=bos,
-        eos_token_id=eos,
-        pad_token_id=eos,
-    )
-    vision = dict(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32
-    )
-    vision["patch_size"] = 8
-    CLIPModel(
-        CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
-    ).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        folder
-    )
-    return folder
+_save_tiny_clip = write_tiny_clip
 
 
 # ---------------------------------------------------------------- aesthetic
@@ -206,18 +177,10 @@ def test_centre_crop_and_longest_side_pad_differ_on_a_non_square_image(
 @pytest.fixture(scope="module")
 def pickscore_files(tmp_path_factory: pytest.TempPathFactory) -> dict[float, tuple[Path, Path]]:
     """Two saved copies of one tiny CLIPModel that differ only in logit_scale (ln 10 and ln 20)."""
-    from transformers import AutoTokenizer, CLIPModel
+    from transformers import CLIPModel
 
     root = tmp_path_factory.mktemp("pickscore")
-    processor = write_clip_tokenizer(root / "processor", words=WORDS)
-    tok = AutoTokenizer.from_pretrained(processor)
-    vocab = len(json.loads((processor / "vocab.json").read_text()))
-    base = _save_tiny_clip(root / "base", 16, vocab, tok.bos_token_id, tok.eos_token_id)
-    from transformers import CLIPImageProcessor
-
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        processor
-    )
+    base, processor = write_tiny_pickscore(root, WORDS)
     out = {}
     for scale in (10.0, 20.0):
         model = CLIPModel.from_pretrained(base)
@@ -271,23 +234,7 @@ def test_pickscore_batches_truncates_and_checks_lengths(pickscore_files) -> None
 
 @pytest.fixture(scope="module")
 def open_clip_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    import open_clip
-    from safetensors.torch import save_file
-
-    root = tmp_path_factory.mktemp("open_clip")
-    config = root / "tiny-vit.json"
-    config.write_text(json.dumps(TINY_OPEN_CLIP))
-    torch.manual_seed(0)
-    model = open_clip.CLIP(**TINY_OPEN_CLIP)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state}, root / "HPS_v2_compressed.pt")  # the HPS file's layout
-    save_file(state, str(root / "clip.safetensors"))
-    return {
-        "config": config,
-        "hps": root / "HPS_v2_compressed.pt",
-        "clip": root / "clip.safetensors",
-        "root": root,
-    }
+    return write_tiny_open_clip(tmp_path_factory.mktemp("open_clip"))
 
 
 def _hps(files: dict[str, Path], version: str = "v2.0"):

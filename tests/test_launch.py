@@ -58,7 +58,9 @@ FAMILY = {
     "sd35-pickapic": "sd3",
     "sdxl-pickapic": "sdxl",
     "toy-flow": "toy",
+    "sd15-online": "sd15",
 }
+ON_TOP_OF = {"sd15-online": "sd15-pickapic"}  # applied after that one (its header says so)
 
 
 def test_every_shipped_config_is_tested():
@@ -76,12 +78,12 @@ def test_shipped_configs_write_valid_params(tmp_path, name):
     params = tmp_path / "params.yaml"
     params.write_text(Path(DEFAULT_PARAMS).read_text())
     root = Path(__file__).resolve().parents[1]
-    assert (
-        main(["params", "--params", str(params), "--from", str(root / "configs" / f"{name}.overrides")]) == 0
-    )
+    for layer in [*([ON_TOP_OF[name]] if name in ON_TOP_OF else []), name]:
+        file = str(root / "configs" / f"{layer}.overrides")
+        assert main(["params", "--params", str(params), "--from", file]) == 0
     cfg = load_config(params)
     assert cfg.model.family == FAMILY[name]
-    assert cfg.train.grad_accum == (128 if name.endswith("pickapic") else 1)
+    assert cfg.train.grad_accum == (128 if name.endswith("pickapic") or name in ON_TOP_OF else 1)
     assert "# inpo: every setting" in params.read_text()
 
 

@@ -59,7 +59,8 @@ def test_rounds_stop_when_the_guard_lower_bound_stops_rising(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("override", "named"),
     [
-        ("world=pickapic", "world 'pickapic' has no labeller"),
+        ("world=pickapic", "online.prompts: world 'pickapic' has no prompts of its own"),
+        ("online.prompts=parti", "online.prompts: world 'toy' samples its own training prompts"),
         ("online.guard_scorer=oracle", "online.guard_scorer"),
         ("online.method=orpo", "online.method: unknown method 'orpo'"),
         ("model.lora.enabled=true", "model.lora.enabled"),

@@ -160,14 +160,15 @@ class MethodsConfig:
 @dataclass(frozen=True)
 class OnlineConfig:
     """Online rounds (``inpo online``, docs/online_rounds.md): sample pairs from the current policy,
-    label them with the world's labeller, train a round from that policy (also the round's
-    reference), evaluate with the labeller and a held-out guard scorer; stop after ``rounds`` or
+    label them with the world's labeller (toy worlds: the oracle; given data: the ``relabel`` judges),
+    train a round from that policy (also the round's reference), evaluate with the labeller and a held-out guard scorer; stop after ``rounds`` or
     when the guard's win-rate lower bound has not risen for ``patience`` rounds."""
 
     rounds: int = field(default=3, metadata={"gt": 0})
     method: str = "inpo"
     steps_per_round: int | None = field(default=None, metadata={"gt": 0})  # null: train.max_steps // rounds
-    pairs_per_prompt: int | None = field(default=None, metadata={"gt": 0})  # null: toy.pairs' // rounds
+    pairs_per_prompt: int | None = field(default=None, metadata={"gt": 0})  # null: the world's offline // rounds
+    prompts: str | None = None  # worlds of given data: the prompts a round samples (a prompt set or .txt)
     guard_scorer: str = "oracle_strict"  # a scorer the labeller is not (reward-hacking check)
     patience: int = field(default=2, metadata={"gt": 0})
 

@@ -24,7 +24,6 @@ from ..io import write_json_atomic
 if TYPE_CHECKING:
     from ..config import Config
 
-LABELLER = "oracle"  # the toy worlds' labeller (inpo.toyworld.online_pairs)
 ROUND_FILE = "round.json"
 
 
@@ -41,7 +40,18 @@ def steps_per_round(cfg: Config) -> int:
 
 
 def pairs_per_prompt(cfg: Config) -> int:
-    return cfg.online.pairs_per_prompt or max(1, cfg.toy.pairs.pairs_per_prompt // cfg.online.rounds)
+    """``online.pairs_per_prompt``, else the world's offline pairs per prompt shared out over the rounds."""
+    from ..worlds import get_world
+
+    offline = get_world(cfg).offline_pairs_per_prompt(cfg)
+    return cfg.online.pairs_per_prompt or max(1, offline // cfg.online.rounds)
+
+
+def labellers(cfg: Config) -> list[str]:
+    """The scorers that label the rounds' pairs (the world's labeller)."""
+    from ..worlds import get_world
+
+    return get_world(cfg).round_labellers(cfg)
 
 
 def preflight(cfg: Config) -> None:
@@ -52,17 +62,18 @@ def preflight(cfg: Config) -> None:
     from ..worlds import get_world
 
     o = cfg.online
-    if not get_world(cfg).makes_pairs():
-        raise InputError(
-            f"world: online rounds sample their pairs from the policy and judge them; world {cfg.world!r} "
-            "has no labeller (toy, toy-flow and toy-mixed do)"
-        )
+    world = get_world(cfg)
+    world.check_online(cfg)
     if o.method not in METHODS:
         raise InputError(f"online.method: unknown method {o.method!r}; expected one of {', '.join(METHODS)}")
-    if o.guard_scorer not in SCORERS or o.guard_scorer == LABELLER:
+    judges = world.round_labellers(cfg)
+    for key, name in [*(("relabel.scorers", j) for j in judges), ("online.guard_scorer", o.guard_scorer)]:
+        if name not in SCORERS:
+            raise InputError(f"{key}: unknown scorer {name!r}; expected one of {', '.join(SCORERS)}")
+    if o.guard_scorer in judges:
         raise InputError(
-            f"online.guard_scorer: {o.guard_scorer!r} must be a registered scorer other than the labeller "
-            f"{LABELLER!r} (e.g. oracle_strict)"
+            f"online.guard_scorer: {o.guard_scorer!r} labels the rounds ({', '.join(judges)}); the guard must be "
+            "a scorer the labeller is not (toy worlds: oracle_strict)"
         )
     if cfg.model.lora.enabled:
         raise InputError("model.lora.enabled: online rounds train full UNets (each round's start is the last's weights)")
@@ -81,7 +92,7 @@ def round_configs(cfg: Config, k: int, start: str | None) -> tuple[Config, Confi
     raw["methods"] = [cfg.online.method]
     raw["train"]["max_steps"] = steps_per_round(cfg)
     raw["sft"]["enabled"] = False
-    raw["eval"]["scorers"] = [LABELLER, cfg.online.guard_scorer]
+    raw["eval"]["scorers"] = [*labellers(cfg), cfg.online.guard_scorer]
     evaluation = config_from_dict(raw)
     raw["model"]["unet"] = start
     return config_from_dict(raw), evaluation
@@ -103,22 +114,29 @@ def round_record(
         "start": start,
         "method": method,
         "steps": steps_per_round(cfg),
-        "pairs": {k_: meta[k_] for k_ in ("pairs", "ties", "oracle_mean")},
+        "pairs": {k_: meta[k_] for k_ in ("pairs", "ties", "labeller_mean")},
         "seconds": {
             "sampling": meta["sample_seconds"],
             "labelling": meta["label_seconds"],
             "training": round(train_s, 2),
             "total": round(wall_s, 2),
         },
-        "labeller": LABELLER,
+        "labeller": labellers(cfg),
         "guard": cfg.online.guard_scorer,
         "metrics": judged,
     }
 
 
+def judged_prompt_set(cfg: Config) -> str:
+    """The name (in metric keys) of the first evaluation prompt set, the one the stopping rule reads."""
+    from evaluation.prompts import prompt_set_name
+
+    return prompt_set_name(cfg.eval.prompt_sets[0])
+
+
 def guard_low(cfg: Config, record: dict[str, Any]) -> float:
     """The guard scorer's win-rate lower bound on the first evaluation prompt set."""
-    key = f"{cfg.eval.prompt_sets[0]}/{cfg.online.guard_scorer}/win_low"
+    key = f"{judged_prompt_set(cfg)}/{cfg.online.guard_scorer}/win_low"
     return float(record["metrics"][cfg.online.method][key])
 
 

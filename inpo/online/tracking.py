@@ -21,6 +21,7 @@ from ..tracking import (
     pipeline_tags,
     tracking_uri,
 )
+from .rounds import judged_prompt_set, labellers
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -38,7 +39,7 @@ class OnlineTracker:
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
         self.run_id = str(run.info.run_id)
         params = {k: str(v) for k, v in flatten(cfg.online, "online.").items()}
-        params.update({"world": cfg.world, "labeller": "oracle"})
+        params.update({"world": cfg.world, "labeller": "+".join(labellers(cfg))})
         _log_batches(self.client, self.run_id, params=params)
 
     def log_round(self, record: dict[str, Any], cached: bool) -> str:
@@ -64,7 +65,7 @@ class OnlineTracker:
         metrics = [Metric(key, value, now, k) for key, value in values.items()]
         params = {"round": str(k), "method": record["method"], "start": str(record["start"]), "steps": str(record["steps"])}
         _log_batches(self.client, run_id, metrics=metrics, params=params)
-        guard = mlflow_key(f"{self.cfg.eval.prompt_sets[0]}/{record['guard']}/win_rate")
+        guard = mlflow_key(f"{judged_prompt_set(self.cfg)}/{record['guard']}/win_rate")
         if guard in values:  # the parent's curve: the guard's win-rate per round
             self.client.log_metric(self.run_id, "guard_win_rate", values[guard], step=k)
         self.client.set_terminated(run_id, "FINISHED")

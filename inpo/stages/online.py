@@ -28,10 +28,11 @@ def preflight(cfg: Config) -> None:
 def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> dict[str, Any]:
     """Round ``k`` from the UNet folder ``start`` (None: the configured model): pairs → prepare →
     train → generate → score → ``round.json`` (written last; a round with it is never redone)."""
+    import torch
+
     from .. import layout
     from ..data import read_pair_index
     from ..io import write_json_atomic
-    from ..models import load_components
     from ..online.rounds import ROUND_FILE, pairs_per_prompt, round_configs, round_dir, round_record
     from ..threads import torch_threads
     from ..worlds import get_world
@@ -45,9 +46,12 @@ def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> 
     began = time.perf_counter()
     if not (pairs / "metadata.json").is_file():
         with torch_threads(cfg.runtime.cpu_threads):
-            policy = load_components(train_cfg.model)
-            policy.unet.eval()
-            get_world(train_cfg).make_round_pairs(train_cfg, policy, k, pairs_per_prompt(cfg), pairs, progress)
+            world = get_world(train_cfg)
+            policy = world.round_policy(train_cfg)
+            world.make_round_pairs(train_cfg, policy, k, pairs_per_prompt(cfg), pairs, progress)
+            del policy
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # the round's training loads its own copy
     if not layout.pair_index(train_cfg).is_file():
         prepare.run(train_cfg, progress=progress)
     trained = time.perf_counter()
@@ -66,23 +70,15 @@ def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> 
 
 
 def run(cfg: Config, progress: bool = True) -> dict:
-    from ..online.rounds import online_dir, run_rounds
+    from ..online.rounds import judged_prompt_set, online_dir, run_rounds
 
     summary = run_rounds(cfg, run_round, progress=progress)
-    method, guard = cfg.online.method, cfg.online.guard_scorer
-    prompt_set = cfg.eval.prompt_sets[0]
+    guard, prompt_set = cfg.online.guard_scorer, judged_prompt_set(cfg)
     for record in summary["rounds"]:
-        m = record["metrics"][method]
-        print(
-            json.dumps(
-                {
-                    "round": record["round"],
-                    "labeller_win_rate": m[f"{prompt_set}/oracle/win_rate"],
-                    "guard_win_rate": m[f"{prompt_set}/{guard}/win_rate"],
-                    "guard_win_low": m[f"{prompt_set}/{guard}/win_low"],
-                    **record["seconds"],
-                }
-            )
-        )
+        m = record["metrics"][record["method"]]
+        line = {"round": record["round"]}
+        line |= {f"labeller_win_rate/{j}": m[f"{prompt_set}/{j}/win_rate"] for j in record["labeller"]}
+        line |= {"guard_win_rate": m[f"{prompt_set}/{guard}/win_rate"], "guard_win_low": m[f"{prompt_set}/{guard}/win_low"]}
+        print(json.dumps({**line, **record["seconds"]}))
     print(f"stopped: {summary['stopped']}; wrote {online_dir(cfg) / 'summary.json'}")
     return summary

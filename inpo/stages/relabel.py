@@ -34,17 +34,14 @@ def run(
 ) -> dict[str, Any]:
     import torch
 
-    from evaluation.relabel import Judge, relabel_pairs
-    from evaluation.scorers import build_scorer
+    from evaluation.relabel import build_judges, judge_weights, relabel_pairs
     from inpo.data.sources import PairDataError
 
-    weights = {scorer: 1.0} if scorer else dict(cfg.relabel.scorers) or {cfg.eval.scorers[0]: 1.0}
+    weights = {scorer: 1.0} if scorer else judge_weights(cfg)
     name = "+".join(weights)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     out_dir = Path(out) if out is not None else layout.relabel_dir(cfg, name)
-    judges = [
-        Judge(build_scorer(n, cfg.eval, device=device), w, cfg.relabel.tau.get(n)) for n, w in weights.items()
-    ]
+    judges = build_judges(cfg, weights, device)
     try:
         summary = relabel_pairs(
             layout.pair_index(cfg),

@@ -107,7 +107,7 @@ def write_round_pairs(
         "pairs": len(captions),
         "ties": int((label_0 == 0.5).sum()),
         "corrupt_rows": corrupt_rows,
-        "oracle_mean": float(scores.mean()),
+        "labeller_mean": float(scores.mean()),  # the oracle's
         "sample_seconds": round(sampled - start, 2),
         "label_seconds": round(labelled - sampled, 2),
     }

@@ -56,6 +56,28 @@ class ToyWorld(World):
 
         return write_round_pairs(cfg, policy, round_index, pairs_per_prompt, out, progress)
 
+    def round_policy(self, cfg: Config) -> Any:
+        from ..models import load_components
+
+        policy = load_components(cfg.model)  # CPU fp32, as the world's offline pairs: same pixels anywhere
+        policy.unet.eval()
+        return policy
+
+    def round_labellers(self, cfg: Config) -> list[str]:
+        return ["oracle"]  # inpo.toyworld.online_pairs: the world's own labeller, as for its offline pairs
+
+    def offline_pairs_per_prompt(self, cfg: Config) -> int:
+        return cfg.toy.pairs.pairs_per_prompt
+
+    def check_online(self, cfg: Config) -> None:
+        from ..errors import InputError
+
+        if cfg.online.prompts is not None:
+            raise InputError(
+                f"online.prompts: world {self.name!r} samples its own training prompts (the oracle judges only "
+                "those); leave online.prompts null"
+            )
+
     def train_base(self, cfg: Config, progress: bool = True) -> dict[str, Any]:
         from ..toyworld.base import train_base
 

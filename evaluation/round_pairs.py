@@ -1,0 +1,147 @@
+"""Online rounds with AI feedback on real models (the default of :meth:`inpo.worlds.World.make_round_pairs`,
+so world ``pickapic`` and any world of given data): a round's pairs are the current policy's samples
+for ``online.prompts``, judged by the relabelling scorers.
+
+    meta = write_scored_round_pairs(cfg, policy, round_index=2, pairs_per_prompt=1, out="round-2/pairs")
+
+- Prompts: ``online.prompts`` (a prompt set name or a one-prompt-per-line ``.txt`` file, as
+  ``eval.prompt_sets``), each repeated ``pairs_per_prompt`` times.
+- Images: the policy sampled with the evaluation sampler (``sample.steps``, ``sample.guidance``,
+  ``sample.scheduler``, ``sample.height``); pair i of round k uses seeds
+  ``ROUND_SEED_STRIDE·k + 2i`` and ``+ 2i + 1``, so no round shares noise with another, nor with the
+  evaluation images (seeds below the stride).
+- Labels: the same judges as ``inpo relabel`` (:func:`evaluation.relabel.judge_weights`): with the
+  judged difference d, ``label_0 = 1, 0`` or ``½`` (``|d| ≤ relabel.tie_margin``), and
+  ``soft_label_0 = sigmoid(d)`` when every judge has a ``relabel.tau``.
+- Output: one shard ``<data.split>-00000-of-00001.parquet`` in Pick-a-Pic v2's shape (``caption, jpg_0,
+  jpg_1, label_0, label_1``; PNG bytes) plus ``score_0, score_1`` (judged scores, as ``inpo relabel``
+  writes them: ``Σ_k w_k s_k / τ_k``, or one judge's raw score without τ), ``seed_0, seed_1`` and ``soft_label_0``,
+  with ``metadata.json``; written into a temporary folder and moved into place whole.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from inpo.config import Config
+    from inpo.models import Components
+
+ROUND_SEED_STRIDE = 1_000_000
+
+
+def round_seeds(round_index: int, n_pairs: int) -> list[tuple[int, int]]:
+    """The two image seeds of each of a round's ``n_pairs`` pairs."""
+    first = ROUND_SEED_STRIDE * round_index
+    return [(first + 2 * i, first + 2 * i + 1) for i in range(n_pairs)]
+
+
+def round_prompts(cfg: Config) -> list[str]:
+    """``online.prompts``' texts (a prompt set name or a ``.txt`` file)."""
+    from evaluation.prompts import load_prompt_set
+
+    if cfg.online.prompts is None:
+        raise ValueError("online.prompts: name the prompts the rounds sample (a prompt set or a .txt file)")
+    return [p.text for p in load_prompt_set(cfg.online.prompts, cfg.eval.hpdv2_dir).prompts]
+
+
+def _png(image: Any) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_scored_round_pairs(
+    cfg: Config, policy: Components, round_index: int, pairs_per_prompt: int, out: str | Path, progress: bool = True
+) -> dict[str, Any]:
+    """Sample, judge and write round ``round_index``'s pairs into ``out``; returns its metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+    from tqdm.auto import tqdm
+
+    from evaluation.generate import sampling_resolution
+    from evaluation.relabel import (
+        ai_labels,
+        build_judges,
+        judge_weights,
+        judged_scores,
+        shard_name,
+        soft_labels,
+    )
+    from inpo.io import atomic_directory
+    from inpo.sampling import sample_images, to_pil
+
+    captions = [p for p in round_prompts(cfg) for _ in range(pairs_per_prompt)]
+    seeds = round_seeds(round_index, len(captions))
+    device = next(policy.unet.parameters()).device
+    judges = build_judges(cfg, judge_weights(cfg), str(device))
+    smoothed = all(j.tau is not None for j in judges)
+    per_batch = max(1, cfg.sample.batch_size // 2)
+    images: list[bytes] = []
+    raw: list[list[np.ndarray]] = [[] for _ in judges]
+    sample_s = label_s = 0.0
+    bar = tqdm(total=len(captions), desc=f"round {round_index} pairs", disable=not progress, mininterval=2.0)
+    for lo in range(0, len(captions), per_batch):
+        prompts = [c for c in captions[lo : lo + per_batch] for _ in (0, 1)]
+        flat_seeds = [s for pair in seeds[lo : lo + per_batch] for s in pair]
+        began = time.perf_counter()
+        with torch.no_grad():
+            pixels = sample_images(
+                policy,
+                policy.unet,
+                prompts,
+                flat_seeds,
+                steps=cfg.sample.steps,
+                guidance=cfg.sample.guidance,
+                scheduler=cfg.sample.scheduler,
+                resolution=sampling_resolution(cfg.sample),
+            )
+        pil = to_pil(pixels)
+        sampled = time.perf_counter()
+        for judge, scores in zip(judges, raw):
+            scores.append(np.asarray(judge.scorer.score(pil, prompts), dtype=np.float64))
+        label_s += time.perf_counter() - sampled
+        sample_s += sampled - began
+        images += [_png(img) for img in pil]
+        bar.update(len(prompts) // 2)
+    bar.close()
+    judged = judged_scores(judges, [np.concatenate(r) for r in raw])
+    s0, s1 = judged[0::2], judged[1::2]
+    label_0 = ai_labels(s0, s1, cfg.relabel.tie_margin)
+    columns: dict[str, Any] = {
+        "caption": captions,
+        "jpg_0": images[0::2],
+        "jpg_1": images[1::2],
+        "label_0": label_0,
+        "label_1": 1.0 - label_0,
+        "score_0": s0,
+        "score_1": s1,
+        "seed_0": [a for a, _ in seeds],
+        "seed_1": [b for _, b in seeds],
+    }
+    if smoothed:
+        columns["soft_label_0"] = soft_labels(s0 - s1)
+    metadata = {
+        "generator": "inpo online round (scored)",
+        "world": cfg.world,
+        "round": round_index,
+        "prompts": cfg.online.prompts,
+        "pairs": len(captions),
+        "ties": int((label_0 == 0.5).sum()),
+        "labellers": [{"name": j.scorer.name, "weight": j.weight, "tau": j.tau, "info": j.scorer.info()} for j in judges],
+        "labeller_mean": float(judged.mean()),
+        "sampler": {"steps": cfg.sample.steps, "guidance": cfg.sample.guidance, "scheduler": cfg.sample.scheduler},
+        "sample_seconds": round(sample_s, 2),
+        "label_seconds": round(label_s, 2),
+    }
+    with atomic_directory(out) as tmp:
+        pq.write_table(pa.Table.from_pydict(columns), tmp / shard_name(0, 1, cfg.data.split))
+        (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+    return metadata
