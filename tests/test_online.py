@@ -63,7 +63,6 @@ def test_rounds_stop_when_the_guard_lower_bound_stops_rising(tmp_path: Path) -> 
         ("online.prompts=parti", "online.prompts: world 'toy' samples its own training prompts"),
         ("online.guard_scorer=oracle", "online.guard_scorer"),
         ("online.method=orpo", "online.method: unknown method 'orpo'"),
-        ("model.lora.enabled=true", "model.lora.enabled"),
     ],
 )
 def test_online_refuses_what_it_cannot_run_before_any_work(tmp_path: Path, capsys, override, named) -> None:

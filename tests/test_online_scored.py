@@ -85,7 +85,9 @@ def test_a_scored_round_samples_the_policy_labels_by_the_judge_and_trains(scored
     (judge,) = build_judges(scored, judge_weights(scored))
     images = [Image.open(io.BytesIO(b)).convert("RGB") for b in table["jpg_0"] + table["jpg_1"]]
     raw = judge.scorer.score(images, table["caption"] * 2).double().view(2, -1)
-    assert torch.allclose(raw / 16.658, torch.tensor([table["score_0"], table["score_1"]], dtype=torch.float64))
+    assert torch.allclose(
+        raw / 16.658, torch.tensor([table["score_0"], table["score_1"]], dtype=torch.float64)
+    )
     d = torch.tensor(table["score_0"]) - torch.tensor(table["score_1"])
     assert table["label_0"] == torch.where(d > 0, 1.0, torch.where(d < 0, 0.0, 0.5)).tolist()
     assert table["soft_label_0"] == pytest.approx(torch.sigmoid(d).tolist())
@@ -131,3 +133,39 @@ def test_scored_rounds_refuse_what_they_cannot_run(
     same = config_from_dict(raw, [f"online.prompts={scored.eval.prompt_sets[0]}"])
     with pytest.raises(InputError, match="also an evaluation prompt set"):
         preflight(same)
+
+
+def test_lora_rounds_continue_from_the_merged_adapter(scored: Config, tmp_path: Path) -> None:
+    """Round 2 trains a fresh adapter on round 1's adapter merged into the base: that merged UNet is
+    round 2's start and its reference (InPO's first loss is ln 2: policy = reference)."""
+    import math
+
+    from safetensors.torch import load_file
+
+    from inpo import layout
+    from inpo.config import config_from_dict, to_dict
+    from inpo.models import load_denoiser
+    from inpo.models.saving import UNET_WEIGHT_NAME, load_lora_and_merge
+    from inpo.online.rounds import round_configs
+    from inpo.stages import online
+
+    overrides = [
+        "model.lora.enabled=true",
+        "online.rounds=2",
+        "online.patience=5",
+        f"paths.outputs={tmp_path / 'out'}",
+    ]
+    cfg = config_from_dict(to_dict(scored), [*overrides, f"paths.checkpoints={tmp_path / 'ckpt'}"])
+    first, second = online.run(cfg, progress=False)["rounds"]
+    rdir = tmp_path / "out" / "online"
+    assert first["weights"] == str(rdir / "round-1" / "eval" / "train" / "inpo" / "unet")
+    assert second["start"] == first["weights"]
+    expected = load_denoiser(scored.model)  # the base UNet with round 1's adapter merged, built here
+    load_lora_and_merge(expected, str(rdir / "round-1" / "train" / "inpo" / "unet"))
+    merged = load_file(str(Path(first["weights"]) / UNET_WEIGHT_NAME))
+    assert all(torch.allclose(merged[k], v, atol=1e-6) for k, v in expected.state_dict().items())
+    assert any(not torch.equal(merged[k], v) for k, v in load_denoiser(scored.model).state_dict().items())
+    train_cfg, _ = round_configs(cfg, 2, first["weights"])
+    steps = [json.loads(line) for line in layout.train_step_log(train_cfg, "inpo").read_text().splitlines()]
+    assert steps[0]["loss"] == pytest.approx(math.log(2), abs=1e-4)
+    assert "pickscore" in "".join(second["metrics"]["inpo"])

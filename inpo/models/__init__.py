@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..io import atomic_directory
 from .conditioning import Conditioning, constant_time_ids, encode_prompts, sdxl_time_ids, unet_eps
-from .loading import FAMILIES, Components, FamilySpec, family_spec, load_components
+from .loading import FAMILIES, Components, FamilySpec, family_spec, load_components, load_denoiser
 from .reference import (
     ReferenceModel,
     adapter_disabled,
@@ -34,6 +34,7 @@ __all__ = [
     "family_spec",
     "has_lora_adapter",
     "load_components",
+    "load_denoiser",
     "load_lora_and_merge",
     "load_unet_weights",
     "lora_parameters",

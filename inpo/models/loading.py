@@ -179,6 +179,11 @@ def load_components(
     return components
 
 
+def load_denoiser(model_cfg: ModelConfig, unet_dtype: torch.dtype = torch.float32) -> Any:
+    """The family's trained network alone (on the CPU), as :func:`load_components` loads it."""
+    return _load_denoiser(model_cfg, family_spec(model_cfg.family), unet_dtype)
+
+
 def _load_denoiser(model_cfg: ModelConfig, spec: FamilySpec, unet_dtype: torch.dtype) -> Any:
     """The family's trained network, ``model.unet`` in its place if set, ``model.unet_lora`` merged."""
     cls = spec.denoiser_class

@@ -8,7 +8,9 @@ round config — and ``round.json``, written last and atomically: a round with i
 redone; a killed round resumes where its stages stopped (pairs and the pair index are written whole,
 training resumes from its checkpoints, generation skips the images it has). Round k trains from round
 k−1's weights (round 1 from the world's base, or the SFT model), which are also its reference; each
-round is evaluated against the world's base, by the labeller and by the held-out guard scorer.
+round is evaluated against the world's base, by the labeller and by the held-out guard scorer. A LoRA
+round trains an adapter on its start and hands the next round that adapter merged (a full UNet in
+``round-<k>/eval/train/<method>/unet``, which its evaluation reads).
 """
 
 from __future__ import annotations
@@ -75,14 +77,16 @@ def preflight(cfg: Config) -> None:
             f"online.guard_scorer: {o.guard_scorer!r} labels the rounds ({', '.join(judges)}); the guard must be "
             "a scorer the labeller is not (toy worlds: oracle_strict)"
         )
-    if cfg.model.lora.enabled:
-        raise InputError("model.lora.enabled: online rounds train full UNets (each round's start is the last's weights)")
 
 
 def round_configs(cfg: Config, k: int, start: str | None) -> tuple[Config, Config]:
     """(training config, evaluation config) of round ``k`` starting from the UNet folder ``start``
-    (None: the configured model). Evaluation compares the round's weights with the configured model."""
+    (None: the model training starts from, :func:`inpo.models.starting.starting_model`). Evaluation
+    compares the round's weights with the configured model. LoRA rounds train an adapter on ``start``
+    and are evaluated (and continued) as that adapter merged into it: a full UNet in the evaluation
+    config's outputs (:func:`round_weights`)."""
     from ..config import config_from_dict, to_dict
+    from ..models.starting import starting_model
 
     raw = to_dict(cfg)
     rdir = round_dir(cfg, k)
@@ -91,11 +95,34 @@ def round_configs(cfg: Config, k: int, start: str | None) -> tuple[Config, Confi
     raw["data"]["source"] = str(rdir / "pairs")
     raw["methods"] = [cfg.online.method]
     raw["train"]["max_steps"] = steps_per_round(cfg)
-    raw["sft"]["enabled"] = False
     raw["eval"]["scorers"] = [*labellers(cfg), cfg.online.guard_scorer]
+    first = starting_model(cfg)
+    raw["sft"]["enabled"] = False
+    if cfg.model.lora.enabled:
+        raw["paths"]["outputs"] = str(rdir / "eval")
     evaluation = config_from_dict(raw)
-    raw["model"]["unet"] = start
+    raw["paths"]["outputs"] = str(rdir)
+    raw["model"]["unet"], raw["model"]["unet_lora"] = (first.unet, first.unet_lora) if start is None else (start, None)
     return config_from_dict(raw), evaluation
+
+
+def round_weights(train_cfg: Config, eval_cfg: Config) -> Path:
+    """The full UNet a round ends with (the next round's start): the trained UNet, or for a LoRA round
+    the adapter merged into the round's start, written where the evaluation config's method reads it."""
+    from .. import layout
+
+    method = train_cfg.methods[0]
+    if not train_cfg.model.lora.enabled:
+        return layout.train_weights(train_cfg, method)
+    merged = layout.train_weights(eval_cfg, method)
+    if not (merged / "config.json").is_file():
+        from ..models import load_denoiser
+        from ..models.saving import load_lora_and_merge, save_unet_weights
+
+        unet = load_denoiser(train_cfg.model)
+        load_lora_and_merge(unet, str(layout.train_weights(train_cfg, method)))
+        save_unet_weights(unet, merged, lora=False)
+    return merged
 
 
 def round_record(
@@ -146,11 +173,9 @@ RoundRunner = Callable[["Config", int, "str | None", bool], dict[str, Any]]
 
 def run_rounds(cfg: Config, run_round: RoundRunner, progress: bool = True) -> dict[str, Any]:
     """Every round until ``online.rounds`` or the stopping rule; writes ``online/summary.json``."""
-    from ..models.starting import starting_model
-
     preflight(cfg)
     records: list[dict[str, Any]] = []
-    start = starting_model(cfg).unet
+    start: str | None = None  # round 1: the model training starts from (round_configs)
     best, stale, stopped = float("-inf"), 0, "rounds"
     for k in range(1, cfg.online.rounds + 1):
         record = run_round(cfg, k, start, progress)

@@ -26,14 +26,21 @@ def preflight(cfg: Config) -> None:
 
 
 def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> dict[str, Any]:
-    """Round ``k`` from the UNet folder ``start`` (None: the configured model): pairs → prepare →
+    """Round ``k`` from the UNet folder ``start`` (None: the starting model): pairs → prepare →
     train → generate → score → ``round.json`` (written last; a round with it is never redone)."""
     import torch
 
     from .. import layout
     from ..data import read_pair_index
     from ..io import write_json_atomic
-    from ..online.rounds import ROUND_FILE, pairs_per_prompt, round_configs, round_dir, round_record
+    from ..online.rounds import (
+        ROUND_FILE,
+        pairs_per_prompt,
+        round_configs,
+        round_dir,
+        round_record,
+        round_weights,
+    )
     from ..threads import torch_threads
     from ..worlds import get_world
     from . import generate, prepare, score, train
@@ -60,11 +67,12 @@ def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> 
         train.preflight(train_cfg)
         train.run(train_cfg)
     train_seconds = time.perf_counter() - trained
+    weights = round_weights(train_cfg, eval_cfg)  # LoRA: merged into the start, which evaluation reads
     generate.run(eval_cfg, progress=progress)
     metrics = score.run(eval_cfg, progress=progress)
     record = round_record(cfg, k, start, pairs, metrics, train_seconds, time.perf_counter() - began)
     record["pairs"]["trained_on"] = len(read_pair_index(layout.pair_index(train_cfg)))  # after ties, data.max_pairs
-    record["weights"] = str(layout.train_weights(train_cfg, method))
+    record["weights"] = str(weights)
     write_json_atomic(done, record)
     return record
 
