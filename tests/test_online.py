@@ -24,19 +24,27 @@ def test_round_labels_are_the_worlds_labeller(tmp_path: Path) -> None:
     assert world_labels(toy, scores, run_seed=3).tolist() == [1.0, 0.5, 0.0]
     data = tmp_path / "data"
     (data / "world-pairs").mkdir(parents=True)
-    (data / "world-pairs" / "metadata.json").write_text(json.dumps({"labels": {"tie_band": 0.02, "temperature": 0.1}}))
+    (data / "world-pairs" / "metadata.json").write_text(
+        json.dumps({"labels": {"tie_band": 0.02, "temperature": 0.1}})
+    )
     mixed = load_config(DEFAULT_PARAMS, ["world=toy-mixed", f"paths.data={data}"])
     got = world_labels(mixed, scores, run_seed=3)
     delta = (scores[:, 0] - scores[:, 1]).double()
-    expected = draw_labels(delta, 0.02, 0.1, torch.Generator().manual_seed(ROUND_SEED_STRIDE * 3 + LABEL_STREAM))
+    expected = draw_labels(
+        delta, 0.02, 0.1, torch.Generator().manual_seed(ROUND_SEED_STRIDE * 3 + LABEL_STREAM)
+    )
     assert torch.equal(got, expected) and float(got[1]) == 0.5  # |Δ| = 0.01 < band: a tie
     # SmPO's smoothed labels: the draw's own probability sigmoid(Δ / T) (½ in the band); toy: Δ / τ_oracle
     from inpo.toyworld.online_pairs import world_soft_labels
 
     soft = world_soft_labels(mixed, scores, got)
-    assert soft.tolist() == pytest.approx([torch.sigmoid(torch.tensor(7.0)).item(), 0.5, torch.sigmoid(torch.tensor(-5.0)).item()])
+    assert soft.tolist() == pytest.approx(
+        [torch.sigmoid(torch.tensor(7.0)).item(), 0.5, torch.sigmoid(torch.tensor(-5.0)).item()]
+    )
     toy_soft = world_soft_labels(toy, scores, world_labels(toy, scores, run_seed=3))
-    assert toy_soft.tolist() == pytest.approx([torch.sigmoid(torch.tensor(7.0)).item(), 0.5, torch.sigmoid(torch.tensor(-5.0)).item()])
+    assert toy_soft.tolist() == pytest.approx(
+        [torch.sigmoid(torch.tensor(7.0)).item(), 0.5, torch.sigmoid(torch.tensor(-5.0)).item()]
+    )
 
 
 def test_rounds_stop_when_the_guard_lower_bound_stops_rising(tmp_path: Path) -> None:
@@ -70,3 +78,29 @@ def test_online_refuses_what_it_cannot_run_before_any_work(tmp_path: Path, capsy
 
     assert main(["online", f"paths.outputs={tmp_path}", override]) == 2
     assert named in capsys.readouterr().err and not (tmp_path / "online").exists()
+
+
+def test_a_multi_process_round_stage_runs_under_accelerate_from_the_rounds_own_params(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """runtime.num_processes > 1: the round's train/generate stage is relaunched (inpo.launch) from a
+    params file that loads back to exactly the round's config; one process: it runs here."""
+    from inpo import launch
+    from inpo.config import load_config as load
+    from inpo.online.rounds import round_configs
+    from inpo.stages.online import run_distributed
+
+    cfg = load_config(DEFAULT_PARAMS, [f"paths.outputs={tmp_path}", "runtime.num_processes=2"])
+    train_cfg, _ = round_configs(cfg, 2, str(tmp_path / "round-1-unet"))
+    calls: list[list[str]] = []
+    monkeypatch.setattr(launch, "relaunch", lambda c, argv: calls.append(list(argv)) or 0)
+    ran: list[str] = []
+    run_distributed(train_cfg, "train", tmp_path / "round-2", lambda: ran.append("here"))
+    assert not ran and calls[0][:2] == ["train", "--params"]
+    assert load(calls[0][2]) == train_cfg and train_cfg.model.unet == str(tmp_path / "round-1-unet")
+    monkeypatch.setattr(launch, "relaunch", lambda c, argv: 3)
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        run_distributed(train_cfg, "generate", tmp_path / "round-2", lambda: None)
+    single = load_config(DEFAULT_PARAMS, [f"paths.outputs={tmp_path}"])
+    run_distributed(single, "train", tmp_path / "round-2", lambda: ran.append("here"))
+    assert ran == ["here"] and len(calls) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,24 @@ def preflight(cfg: Config) -> None:
     from ..online.rounds import preflight as rounds_preflight
 
     rounds_preflight(cfg)
+
+
+def run_distributed(cfg: Config, command: str, folder: Path, in_process: Callable[[], Any]) -> None:
+    """Run stage ``inpo <command>`` with ``cfg``: in this process, or, when the stage is multi-process
+    (``runtime.num_processes > 1`` or ``runtime.accelerate_config``, :mod:`inpo.launch`), under
+    ``accelerate launch`` from ``folder/<command>.params.yaml`` (the round's whole config, written first)."""
+    from ..config import to_dict
+    from ..io import write_json_atomic
+    from ..launch import needs_launch, relaunch
+
+    if not needs_launch(cfg, f"inpo.stages.{command}"):
+        in_process()
+        return
+    params = folder / f"{command}.params.yaml"
+    write_json_atomic(params, to_dict(cfg))  # JSON is YAML: `--params` reads it
+    rc = relaunch(cfg, [command, "--params", str(params)])
+    if rc != 0:
+        raise RuntimeError(f"inpo {command} --params {params} failed under accelerate (exit code {rc})")
 
 
 def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> dict[str, Any]:
@@ -65,10 +84,10 @@ def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> 
     method = cfg.online.method
     if not (layout.train_dir(train_cfg, method) / "summary.json").is_file():
         train.preflight(train_cfg)
-        train.run(train_cfg)
+        run_distributed(train_cfg, "train", round_dir(cfg, k), lambda: train.run(train_cfg))
     train_seconds = time.perf_counter() - trained
     weights = round_weights(train_cfg, eval_cfg)  # LoRA: merged into the start, which evaluation reads
-    generate.run(eval_cfg, progress=progress)
+    run_distributed(eval_cfg, "generate", round_dir(cfg, k), lambda: generate.run(eval_cfg, progress=progress))
     metrics = score.run(eval_cfg, progress=progress)
     record = round_record(cfg, k, start, pairs, metrics, train_seconds, time.perf_counter() - began)
     record["pairs"]["trained_on"] = len(read_pair_index(layout.pair_index(train_cfg)))  # after ties, data.max_pairs
