@@ -56,8 +56,8 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 def test_a_scored_round_samples_the_policy_labels_by_the_judge_and_trains(scored: Config) -> None:
     from evaluation.relabel import build_judges, judge_weights
-    from evaluation.round_pairs import ROUND_SEED_STRIDE
     from inpo.models import load_components
+    from inpo.online.scored_pairs import ROUND_SEED_STRIDE
     from inpo.sampling import sample_images, to_pil
     from inpo.stages import online
 

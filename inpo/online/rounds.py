@@ -50,10 +50,24 @@ def pairs_per_prompt(cfg: Config) -> int:
 
 
 def labellers(cfg: Config) -> list[str]:
-    """The scorers that label the rounds' pairs (the world's labeller)."""
+    """The scorers that label the rounds' pairs: the world's own labeller, else the ``relabel`` judges."""
+    from evaluation.relabel import judge_weights
+
     from ..worlds import get_world
 
-    return get_world(cfg).round_labellers(cfg)
+    return get_world(cfg).round_labellers(cfg) or list(judge_weights(cfg))
+
+
+def make_round_pairs(cfg: Config, policy: Any, k: int, out: Path, progress: bool = True) -> dict[str, Any]:
+    """Round ``k``'s pairs from ``policy`` into ``out``: by the world's own labeller, or scored by the
+    ``relabel`` judges (:mod:`.scored_pairs`); their metadata."""
+    from ..worlds import get_world
+    from .scored_pairs import write_scored_round_pairs
+
+    world = get_world(cfg)
+    if world.round_labellers(cfg):
+        return world.make_round_pairs(cfg, policy, k, pairs_per_prompt(cfg), out, progress)
+    return write_scored_round_pairs(cfg, policy, k, pairs_per_prompt(cfg), out, progress)
 
 
 def preflight(cfg: Config) -> None:
@@ -62,13 +76,20 @@ def preflight(cfg: Config) -> None:
 
     from ..methods import METHODS
     from ..worlds import get_world
+    from .scored_pairs import check_scored_rounds
 
     o = cfg.online
     world = get_world(cfg)
-    world.check_online(cfg)
     if o.method not in METHODS:
         raise InputError(f"online.method: unknown method {o.method!r}; expected one of {', '.join(METHODS)}")
-    judges = world.round_labellers(cfg)
+    if not world.round_labellers(cfg):
+        check_scored_rounds(cfg)
+    elif o.prompts is not None:
+        raise InputError(
+            f"online.prompts: world {cfg.world!r} samples its own training prompts (its labeller judges only "
+            "those); leave online.prompts null"
+        )
+    judges = labellers(cfg)
     for key, name in [*(("relabel.scorers", j) for j in judges), ("online.guard_scorer", o.guard_scorer)]:
         if name not in SCORERS:
             raise InputError(f"{key}: unknown scorer {name!r}; expected one of {', '.join(SCORERS)}")

@@ -54,7 +54,7 @@ def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> 
     from ..io import write_json_atomic
     from ..online.rounds import (
         ROUND_FILE,
-        pairs_per_prompt,
+        make_round_pairs,
         round_configs,
         round_dir,
         round_record,
@@ -72,9 +72,8 @@ def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> 
     began = time.perf_counter()
     if not (pairs / "metadata.json").is_file():
         with torch_threads(cfg.runtime.cpu_threads):
-            world = get_world(train_cfg)
-            policy = world.round_policy(train_cfg)
-            world.make_round_pairs(train_cfg, policy, k, pairs_per_prompt(cfg), pairs, progress)
+            policy = get_world(train_cfg).round_policy(train_cfg)
+            make_round_pairs(train_cfg, policy, k, pairs, progress)
             del policy
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()  # the round's training loads its own copy

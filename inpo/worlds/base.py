@@ -46,75 +46,37 @@ class World:
             "(and run `dvc repro report`, which skips the world_pairs stage)"
         )
 
+    def round_labellers(self, cfg: Config) -> list[str]:
+        """The world's own labeller for online rounds (scorer names; each also judges the round's
+        evaluation), or [] (the default): rounds are labelled by AI feedback, the ``relabel`` judges
+        (:mod:`inpo.online.scored_pairs`)."""
+        return []
+
     def make_round_pairs(
         self, cfg: Config, policy: Any, round_index: int, pairs_per_prompt: int, out: str | Path, progress: bool = True
     ) -> dict[str, Any]:
-        """Online rounds: ``policy``'s samples for the round's prompts, labelled by the world's labeller,
-        written into ``out`` (Pick-a-Pic v2's shape, with ``soft_label_0``); its metadata. Given data:
-        ``online.prompts`` judged by the ``relabel`` scorers (:mod:`evaluation.round_pairs`)."""
-        from evaluation.round_pairs import write_scored_round_pairs
-
-        return write_scored_round_pairs(cfg, policy, round_index, pairs_per_prompt, out, progress)
+        """Online rounds in a world with its own labeller: ``policy``'s samples for the world's training
+        prompts, labelled as its offline pairs were, written into ``out`` (Pick-a-Pic v2's shape, with
+        ``soft_label_0``); its metadata."""
+        raise WorldError(f"world {self.name!r} has no labeller of its own (its rounds use the relabel judges)")
 
     def round_policy(self, cfg: Config) -> Any:
         """The policy that samples a round's pairs (``cfg.model``, eval mode): on the GPU when there is
         one, in the evaluation sampler's ``sample.dtype``."""
         import torch
 
-        from evaluation.scorers.base import DTYPES
-
         from ..models import load_components
 
-        dtype = DTYPES[cfg.sample.dtype]
+        dtype = getattr(torch, cfg.sample.dtype)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         policy = load_components(cfg.model, device=device, dtype=dtype, unet_dtype=dtype)
         policy.unet.requires_grad_(False)
         policy.unet.eval()
         return policy
 
-    def round_labellers(self, cfg: Config) -> list[str]:
-        """The scorers that label a round's pairs (each also judges the round's evaluation)."""
-        from evaluation.relabel import judge_weights
-
-        return list(judge_weights(cfg))
-
     def offline_pairs_per_prompt(self, cfg: Config) -> int:
         """How many pairs per prompt the world's offline data holds (rounds share them out); 1 when unknown."""
         return 1
-
-    def check_online(self, cfg: Config) -> None:
-        """Refuse, before any work, online settings this world cannot run (raise InputError naming the key)."""
-        from evaluation.prompts import check_prompt_set
-
-        from ..errors import InputError
-
-        o = cfg.online
-        if o.prompts is None:
-            raise InputError(
-                f"online.prompts: world {self.name!r} has no prompts of its own to sample; name a prompt set "
-                "(parti, hpdv2) or a one-prompt-per-line .txt file"
-            )
-        if o.prompts in cfg.eval.prompt_sets:
-            raise InputError(
-                f"online.prompts: {o.prompts!r} is also an evaluation prompt set (eval.prompt_sets); the rounds "
-                "would train on the prompts they are judged on"
-            )
-        check_prompt_set(o.prompts, "online.prompts")
-        from evaluation.relabel import judge_weights
-
-        from ..methods import METHODS
-
-        untempered = [n for n in judge_weights(cfg) if n not in cfg.relabel.tau]
-        if o.method in METHODS and "soft_label_w" in METHODS[o.method].pair_fields and untempered:
-            raise InputError(
-                f"relabel.tau: online.method {o.method!r} trains on smoothed labels, which need a temperature "
-                f"for each labeller; none for {', '.join(untempered)}"
-            )
-        if o.guard_scorer.startswith("oracle"):
-            raise InputError(
-                f"online.guard_scorer: {o.guard_scorer!r} judges the toy worlds' images only; world {self.name!r} "
-                "needs a learned scorer (aesthetic, pickscore, hps, clip)"
-            )
 
     def pairs_planned(self, cfg: Config, root: str | Path = ".") -> bool:
         """True when ``data.source`` is this world's own pair maker's output (the flow runs world_pairs);

@@ -69,15 +69,6 @@ class ToyWorld(World):
     def offline_pairs_per_prompt(self, cfg: Config) -> int:
         return cfg.toy.pairs.pairs_per_prompt
 
-    def check_online(self, cfg: Config) -> None:
-        from ..errors import InputError
-
-        if cfg.online.prompts is not None:
-            raise InputError(
-                f"online.prompts: world {self.name!r} samples its own training prompts (the oracle judges only "
-                "those); leave online.prompts null"
-            )
-
     def train_base(self, cfg: Config, progress: bool = True) -> dict[str, Any]:
         from ..toyworld.base import train_base
 

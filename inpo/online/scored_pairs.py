@@ -1,6 +1,6 @@
-"""Online rounds with AI feedback on real models (the default of :meth:`inpo.worlds.World.make_round_pairs`,
-so world ``pickapic`` and any world of given data): a round's pairs are the current policy's samples
-for ``online.prompts``, judged by the relabelling scorers.
+"""Online rounds with AI feedback, in a world without a labeller of its own (world ``pickapic``, any
+world of given data; :meth:`inpo.worlds.World.round_labellers` is empty): a round's pairs are the
+current policy's samples for ``online.prompts``, judged by the relabelling scorers.
 
     meta = write_scored_round_pairs(cfg, policy, round_index=2, pairs_per_prompt=1, out="round-2/pairs")
 
@@ -49,6 +49,39 @@ def round_prompts(cfg: Config) -> list[str]:
     if cfg.online.prompts is None:
         raise ValueError("online.prompts: name the prompts the rounds sample (a prompt set or a .txt file)")
     return [p.text for p in load_prompt_set(cfg.online.prompts, cfg.eval.hpdv2_dir).prompts]
+
+
+def check_scored_rounds(cfg: Config) -> None:
+    """Refuse, before any work, scored-round settings that cannot run (an InputError naming the key)."""
+    from evaluation.prompts import check_prompt_set
+    from evaluation.relabel import judge_weights
+
+    from ..errors import InputError
+    from ..methods import METHODS
+
+    o = cfg.online
+    if o.prompts is None:
+        raise InputError(
+            f"online.prompts: world {cfg.world!r} has no prompts of its own to sample; name a prompt set "
+            "(parti, hpdv2) or a one-prompt-per-line .txt file"
+        )
+    if o.prompts in cfg.eval.prompt_sets:
+        raise InputError(
+            f"online.prompts: {o.prompts!r} is also an evaluation prompt set (eval.prompt_sets); the rounds "
+            "would train on the prompts they are judged on"
+        )
+    check_prompt_set(o.prompts, "online.prompts")
+    if o.guard_scorer.startswith("oracle"):
+        raise InputError(
+            f"online.guard_scorer: {o.guard_scorer!r} judges the toy worlds' images only; world {cfg.world!r} "
+            "needs a learned scorer (aesthetic, pickscore, hps, clip)"
+        )
+    untempered = [name for name in judge_weights(cfg) if name not in cfg.relabel.tau]
+    if o.method in METHODS and "soft_label_w" in METHODS[o.method].pair_fields and untempered:
+        raise InputError(
+            f"relabel.tau: online.method {o.method!r} trains on smoothed labels, which need a temperature "
+            f"for each labeller; none for {', '.join(untempered)}"
+        )
 
 
 def _png(image: Any) -> bytes:
