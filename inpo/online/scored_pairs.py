@@ -24,12 +24,15 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from evaluation.relabel import Judge
     from inpo.config import Config
     from inpo.models import Components
 
@@ -90,37 +93,36 @@ def _png(image: Any) -> bytes:
     return buf.getvalue()
 
 
-def write_scored_round_pairs(
-    cfg: Config, policy: Components, round_index: int, pairs_per_prompt: int, out: str | Path, progress: bool = True
-) -> dict[str, Any]:
-    """Sample, judge and write round ``round_index``'s pairs into ``out``; returns its metadata."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+@dataclass
+class SampledRound:
+    """A round's images (PNG bytes, pair i → 2i, 2i + 1), each judge's raw scores [2P], and seconds."""
+
+    images: list[bytes] = field(default_factory=list)
+    raw: list[list[np.ndarray]] = field(default_factory=list)
+    sample_seconds: float = 0.0
+    label_seconds: float = 0.0
+
+
+def sample_and_score(
+    cfg: Config,
+    policy: Components,
+    judges: Sequence[Judge],
+    captions: list[str],
+    seeds: list[tuple[int, int]],
+    desc: str,
+    progress: bool,
+) -> SampledRound:
+    """Sample both images of every pair with the evaluation sampler, batch by batch, and score each
+    batch with every judge (the images are encoded once, never held decoded)."""
     import torch
     from tqdm.auto import tqdm
 
     from evaluation.generate import sampling_resolution
-    from evaluation.relabel import (
-        ai_labels,
-        build_judges,
-        judge_weights,
-        judged_scores,
-        shard_name,
-        soft_labels,
-    )
-    from inpo.io import atomic_directory
     from inpo.sampling import sample_images, to_pil
 
-    captions = [p for p in round_prompts(cfg) for _ in range(pairs_per_prompt)]
-    seeds = round_seeds(round_index, len(captions))
-    device = next(policy.unet.parameters()).device
-    judges = build_judges(cfg, judge_weights(cfg), str(device))
-    smoothed = all(j.tau is not None for j in judges)
+    out = SampledRound(raw=[[] for _ in judges])
     per_batch = max(1, cfg.sample.batch_size // 2)
-    images: list[bytes] = []
-    raw: list[list[np.ndarray]] = [[] for _ in judges]
-    sample_s = label_s = 0.0
-    bar = tqdm(total=len(captions), desc=f"round {round_index} pairs", disable=not progress, mininterval=2.0)
+    bar = tqdm(total=len(captions), desc=desc, disable=not progress, mininterval=2.0)
     for lo in range(0, len(captions), per_batch):
         prompts = [c for c in captions[lo : lo + per_batch] for _ in (0, 1)]
         flat_seeds = [s for pair in seeds[lo : lo + per_batch] for s in pair]
@@ -138,20 +140,49 @@ def write_scored_round_pairs(
             )
         pil = to_pil(pixels)
         sampled = time.perf_counter()
-        for judge, scores in zip(judges, raw):
+        for judge, scores in zip(judges, out.raw):
             scores.append(np.asarray(judge.scorer.score(pil, prompts), dtype=np.float64))
-        label_s += time.perf_counter() - sampled
-        sample_s += sampled - began
-        images += [_png(img) for img in pil]
+        out.label_seconds += time.perf_counter() - sampled
+        out.sample_seconds += sampled - began
+        out.images += [_png(img) for img in pil]
         bar.update(len(prompts) // 2)
     bar.close()
-    judged = judged_scores(judges, [np.concatenate(r) for r in raw])
+    return out
+
+
+def write_scored_round_pairs(
+    cfg: Config,
+    policy: Components,
+    round_index: int,
+    pairs_per_prompt: int,
+    out: str | Path,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Sample, judge and write round ``round_index``'s pairs into ``out``; returns its metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from evaluation.relabel import (
+        ai_labels,
+        build_judges,
+        judge_weights,
+        judged_scores,
+        shard_name,
+        soft_labels,
+    )
+    from inpo.io import atomic_directory
+
+    captions = [p for p in round_prompts(cfg) for _ in range(pairs_per_prompt)]
+    seeds = round_seeds(round_index, len(captions))
+    judges = build_judges(cfg, judge_weights(cfg), str(next(policy.unet.parameters()).device))
+    done = sample_and_score(cfg, policy, judges, captions, seeds, f"round {round_index} pairs", progress)
+    judged = judged_scores(judges, [np.concatenate(r) for r in done.raw])
     s0, s1 = judged[0::2], judged[1::2]
     label_0 = ai_labels(s0, s1, cfg.relabel.tie_margin)
     columns: dict[str, Any] = {
         "caption": captions,
-        "jpg_0": images[0::2],
-        "jpg_1": images[1::2],
+        "jpg_0": done.images[0::2],
+        "jpg_1": done.images[1::2],
         "label_0": label_0,
         "label_1": 1.0 - label_0,
         "score_0": s0,
@@ -159,7 +190,7 @@ def write_scored_round_pairs(
         "seed_0": [a for a, _ in seeds],
         "seed_1": [b for _, b in seeds],
     }
-    if smoothed:
+    if all(j.tau is not None for j in judges):
         columns["soft_label_0"] = soft_labels(s0 - s1)
     metadata = {
         "generator": "inpo online round (scored)",
@@ -168,11 +199,17 @@ def write_scored_round_pairs(
         "prompts": cfg.online.prompts,
         "pairs": len(captions),
         "ties": int((label_0 == 0.5).sum()),
-        "labellers": [{"name": j.scorer.name, "weight": j.weight, "tau": j.tau, "info": j.scorer.info()} for j in judges],
+        "labellers": [
+            {"name": j.scorer.name, "weight": j.weight, "tau": j.tau, "info": j.scorer.info()} for j in judges
+        ],
         "labeller_mean": float(judged.mean()),
-        "sampler": {"steps": cfg.sample.steps, "guidance": cfg.sample.guidance, "scheduler": cfg.sample.scheduler},
-        "sample_seconds": round(sample_s, 2),
-        "label_seconds": round(label_s, 2),
+        "sampler": {
+            "steps": cfg.sample.steps,
+            "guidance": cfg.sample.guidance,
+            "scheduler": cfg.sample.scheduler,
+        },
+        "sample_seconds": round(done.sample_seconds, 2),
+        "label_seconds": round(done.label_seconds, 2),
     }
     with atomic_directory(out) as tmp:
         pq.write_table(pa.Table.from_pydict(columns), tmp / shard_name(0, 1, cfg.data.split))
