@@ -15,6 +15,10 @@ from pathlib import Path
 
 from benchmarks import toy_alignment as ta
 
+# the harness on the arms its accounting asserts read (kto and inpo-faithful train through the same
+# loop: tests/test_train_*.py, tests/test_inversion*.py), so the suite stays inside its budget
+ARMS_RUN = ["sft", "dpo", "inpo-corrected"]
+
 
 def test_toy_alignment_quick_dpo_beats_base(tmp_path: Path) -> None:
     args = ta.parse_args(
@@ -22,6 +26,8 @@ def test_toy_alignment_quick_dpo_beats_base(tmp_path: Path) -> None:
             "--quick",
             "--pairs-per-prompt",
             "5",
+            "--methods",
+            *ARMS_RUN,
             "--work",
             str(tmp_path / "work"),
             "--results",
@@ -31,7 +37,7 @@ def test_toy_alignment_quick_dpo_beats_base(tmp_path: Path) -> None:
     payload = ta.run_benchmark(args)
 
     summary = payload["summary"]
-    assert list(summary) == ta.CORE
+    assert list(summary) == ARMS_RUN
     last = str(max(args.eval_steps))
     for name, result in summary.items():
         assert result["finite_losses"], f"{name}: a non-finite loss"
