@@ -51,17 +51,19 @@ def test_rounds_stop_when_the_guard_lower_bound_stops_rising(tmp_path: Path) -> 
     from inpo.online import rounds
 
     lows = {1: 0.30, 2: 0.45, 3: 0.44, 4: 0.45, 5: 0.9}
+    labeller = {1: 0.6, 2: 0.7, 3: 0.8, 4: 0.7, 5: 0.9}  # round 3: labeller up, guard low down
     ran: list[int] = []
 
     def fake_round(cfg, k, start, progress=True):
         ran.append(k)
-        metrics = {"toy/oracle_strict/win_low": lows[k]}
+        metrics = {"toy/oracle_strict/win_low": lows[k], "toy/oracle/win_rate": labeller[k]}
         return {"round": k, "weights": f"w{k}", "metrics": {"inpo": metrics}}
 
     cfg = load_config(DEFAULT_PARAMS, ["online.rounds=5", "online.patience=2", f"paths.outputs={tmp_path}"])
     summary = rounds.run_rounds(cfg, fake_round, progress=False)
     assert ran == [1, 2, 3, 4]  # 0.44 and 0.45 do not rise above the best, 0.45: stop after round 4
     assert "did not rise for 2 rounds" in summary["stopped"] and summary["final_weights"] == "w4"
+    assert [r["diverging"] for r in summary["rounds"]] == [False, False, True, False]
 
 
 @pytest.mark.parametrize(

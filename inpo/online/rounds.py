@@ -188,6 +188,16 @@ def guard_low(cfg: Config, record: dict[str, Any]) -> float:
     return float(record["metrics"][cfg.online.method][key])
 
 
+def diverging(cfg: Config, record: dict[str, Any], previous: dict[str, Any] | None) -> bool:
+    """Reward-hacking flag: the (first) labeller's win-rate rose since the previous round while the
+    guard's win-rate lower bound fell (round 1: never)."""
+    if previous is None:
+        return False
+    labeller = f"{judged_prompt_set(cfg)}/{labellers(cfg)[0]}/win_rate"
+    now, before = record["metrics"][cfg.online.method], previous["metrics"][cfg.online.method]
+    return bool(now[labeller] > before[labeller] and guard_low(cfg, record) < guard_low(cfg, previous))
+
+
 RoundRunner = Callable[["Config", int, "str | None", bool], dict[str, Any]]
 """(config, round k, the UNet folder it starts from, progress) → the finished round's record."""
 
@@ -200,6 +210,7 @@ def run_rounds(cfg: Config, run_round: RoundRunner, progress: bool = True) -> di
     best, stale, stopped = float("-inf"), 0, "rounds"
     for k in range(1, cfg.online.rounds + 1):
         record = run_round(cfg, k, start, progress)
+        record = {**record, "diverging": diverging(cfg, record, records[-1] if records else None)}
         records.append(record)
         start = record["weights"]
         low = guard_low(cfg, record)

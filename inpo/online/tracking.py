@@ -61,6 +61,7 @@ class OnlineTracker:
         values = {
             **{mlflow_key(key): float(v) for key, v in judged.items() if math.isfinite(float(v))},
             **numeric_leaves({"seconds": record["seconds"], "pairs": record["pairs"]}),
+            "diverging": float(record.get("diverging", False)),
         }
         metrics = [Metric(key, value, now, k) for key, value in values.items()]
         params = {"round": str(k), "method": record["method"], "start": str(record["start"]), "steps": str(record["steps"])}

@@ -105,6 +105,6 @@ def run(cfg: Config, progress: bool = True) -> dict:
         line = {"round": record["round"]}
         line |= {f"labeller_win_rate/{j}": m[f"{prompt_set}/{j}/win_rate"] for j in record["labeller"]}
         line |= {"guard_win_rate": m[f"{prompt_set}/{guard}/win_rate"], "guard_win_low": m[f"{prompt_set}/{guard}/win_low"]}
-        print(json.dumps({**line, **record["seconds"]}))
+        print(json.dumps({**line, "diverging": record["diverging"], **record["seconds"]}))
     print(f"stopped: {summary['stopped']}; wrote {online_dir(cfg) / 'summary.json'}")
     return summary
