@@ -33,6 +33,7 @@ import torch
 
 from . import harness
 from .alignment_report import summarize
+from .online_evidence_figure import write_figure
 
 PROTOCOL: dict[str, Any] = {
     "overrides": [
@@ -279,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         stem = harness.RESULTS / f"online_evidence_{args.world.replace('-', '_')}"
         harness.write_atomic(stem.with_suffix(".json"), json.dumps(payload, indent=1, default=float) + "\n")
         harness.write_atomic(stem.with_suffix(".md"), table)
+        write_figure(payload, stem.with_suffix(".png"))
     return payload
 
 

@@ -106,3 +106,28 @@ def test_a_multi_process_round_stage_runs_under_accelerate_from_the_rounds_own_p
     single = load_config(DEFAULT_PARAMS, [f"paths.outputs={tmp_path}"])
     run_distributed(single, "train", tmp_path / "round-2", lambda: ran.append("here"))
     assert ran == ["here"] and len(calls) == 1
+
+
+def test_the_rounds_figure_plots_each_judges_win_rate_per_round(tmp_path: Path) -> None:
+    from inpo.online.figures import round_series, write_rounds_figure
+
+    def metrics(lab: float, guard: float) -> dict[str, float]:
+        return {
+            "toy/oracle/win_rate": lab, "toy/oracle/win_low": lab - 0.1, "toy/oracle/win_high": lab + 0.1,
+            "toy/oracle_strict/win_rate": guard, "toy/oracle_strict/win_low": guard - 0.2,
+            "toy/oracle_strict/win_high": guard + 0.05,
+        }  # fmt: skip
+
+    summary = {
+        "stopped": "rounds",
+        "rounds": [
+            {"round": 1, "diverging": False, "metrics": {"inpo": metrics(0.6, 0.55)}},
+            {"round": 2, "diverging": True, "metrics": {"inpo": metrics(0.7, 0.5)}},
+        ],
+    }
+    labeller, guard = round_series(summary, "toy", ["oracle"], "oracle_strict", "inpo")
+    assert (labeller.role, labeller.win) == ("labeller", [0.6, 0.7])
+    assert labeller.high == pytest.approx([0.7, 0.8])
+    assert (guard.judge, guard.role) == ("oracle_strict", "guard") and guard.low == pytest.approx([0.35, 0.3])
+    png = write_rounds_figure(summary, [labeller, guard], tmp_path / "rounds.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -63,6 +63,7 @@ def test_a_scored_round_samples_the_policy_labels_by_the_judge_and_trains(scored
 
     summary = online.run(scored, progress=False)
     record = summary["rounds"][0]
+    assert (Path(scored.paths.outputs) / "online" / "rounds.png").stat().st_size > 0
     pairs_dir = Path(scored.paths.outputs) / "online" / "round-1" / "pairs"
     table = pq.read_table(pairs_dir / "train-00000-of-00001.parquet").to_pydict()
     assert table["caption"] == [p for p in TRAIN_PROMPTS for _ in (0, 1)]

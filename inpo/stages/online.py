@@ -96,15 +96,16 @@ def run_round(cfg: Config, k: int, start: str | None, progress: bool = True) -> 
 
 
 def run(cfg: Config, progress: bool = True) -> dict:
-    from ..online.rounds import judged_prompt_set, online_dir, run_rounds
+    from ..online.figures import round_series, write_rounds_figure
+    from ..online.rounds import judged_prompt_set, labellers, online_dir, run_rounds
 
     summary = run_rounds(cfg, run_round, progress=progress)
-    guard, prompt_set = cfg.online.guard_scorer, judged_prompt_set(cfg)
-    for record in summary["rounds"]:
-        m = record["metrics"][record["method"]]
-        line = {"round": record["round"]}
-        line |= {f"labeller_win_rate/{j}": m[f"{prompt_set}/{j}/win_rate"] for j in record["labeller"]}
-        line |= {"guard_win_rate": m[f"{prompt_set}/{guard}/win_rate"], "guard_win_low": m[f"{prompt_set}/{guard}/win_low"]}
-        print(json.dumps({**line, "diverging": record["diverging"], **record["seconds"]}))
-    print(f"stopped: {summary['stopped']}; wrote {online_dir(cfg) / 'summary.json'}")
+    series = round_series(summary, judged_prompt_set(cfg), labellers(cfg), cfg.online.guard_scorer, cfg.online.method)
+    for i, record in enumerate(summary["rounds"]):
+        line: dict[str, Any] = {"round": record["round"]}
+        line |= {f"{s.role}_win_rate/{s.judge}": s.win[i] for s in series}
+        line |= {"guard_win_low": series[-1].low[i], "diverging": record["diverging"], **record["seconds"]}
+        print(json.dumps(line))
+    figure = write_rounds_figure(summary, series, online_dir(cfg) / "rounds.png")
+    print(f"stopped: {summary['stopped']}; wrote {online_dir(cfg) / 'summary.json'} and {figure}")
     return summary
