@@ -98,5 +98,7 @@ def online(
                 tracker.finish("FAILED")
             raise
         if tracker is not None:
-            tracker.finish("FINISHED", note=summary["stopped"])
+            from inpo.online.rounds import online_dir
+
+            tracker.finish("FINISHED", note=summary["stopped"], figure=root / online_dir(cfg) / "rounds.png")
         return records

@@ -96,5 +96,6 @@ def test_online_deployment_two_rounds_killed_in_round_two_resumes_and_logs_each_
     names = [set(c.data.metrics) for c in children]
     assert names[0] == names[1] and {"toy/oracle/win_rate", "toy/oracle_strict/win_low"} <= names[0]
     assert client.get_metric_history(parents[0].info.run_id, "guard_win_rate")[-1].step == 2
+    assert [a.path for a in client.list_artifacts(parents[0].info.run_id)] == ["rounds.png"]
     killed = client.search_runs([experiment.experiment_id], "attributes.status = 'KILLED'")
     assert [r.data.tags["kind"] for r in killed] == ["online"]  # the killed flow's parent run

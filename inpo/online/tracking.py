@@ -72,7 +72,10 @@ class OnlineTracker:
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
 
-    def finish(self, status: str = "FINISHED", note: str | None = None) -> None:
+    def finish(self, status: str = "FINISHED", note: str | None = None, figure: Path | None = None) -> None:
+        """End the parent run (``figure``: the rounds' picture, logged as its artifact when it exists)."""
+        if figure is not None and figure.is_file():
+            self.client.log_artifact(self.run_id, str(figure))
         if note:
             self.client.set_tag(self.run_id, "stopped", note)
         self.client.set_terminated(self.run_id, status)
