@@ -1,4 +1,4 @@
-"""DDIM inversion (spec §1, §2, §5, §6): formulas, grids, both modes, batching, jitter, cache path."""
+"""DDIM inversion (spec §1, §2, §5, §6): formulas, grids, landing on t, call counts, batching."""
 
 from __future__ import annotations
 
@@ -9,69 +9,30 @@ import torch
 from torch import Tensor
 
 from inpo.inversion import (
-    EpsFn,
     InversionMode,
     check_prediction_type,
-    corrected_grid_latents,
     corrected_levels,
     corrected_source_index,
     ddim_inversion_step,
     faithful_grid,
-    faithful_jitter_std,
     faithful_landing_level,
-    final_partial_step,
     inversion_jitter_variance,
     invert,
     reparametrised_noise,
-    scaled_linear_alphas_cumprod,
     x0_from_eps,
 )
-from inpo.rng import pair_generators, randn_per_pair
+from inpo.rng import pair_generators
 
-ABAR = scaled_linear_alphas_cumprod()
-ABAR64 = ABAR.double()
-# 16 pairs, 16 different t: both ends, grid levels (0, 100, 900), one past them, the faithful edge cases.
-SIXTEEN_T = torch.tensor([0, 1, 2, 50, 99, 100, 101, 102, 333, 500, 640, 801, 899, 900, 901, 999])
-
-
-def _x0(batch: int, seed: int = 0) -> Tensor:
-    return torch.randn(batch, 2, 3, 3, generator=torch.Generator().manual_seed(seed))
-
-
-def _constant_noise_model(noise: Tensor) -> EpsFn:
-    """eps(x, s) = noise[row]: the 'perfect' model for x_s = sqrt(abar_s) y + sqrt(1 - abar_s) noise."""
-    return lambda x, s, rows: noise[rows].clone()
-
-
-def _forward_at(level: Tensor, x0: Tensor, noise: Tensor) -> Tensor:
-    """Where the constant-noise model's inversion sits at ``level`` (per row), in float64.
-
-    The first step predicts y = (x0 - sqrt(1 - abar_0) n) / sqrt(abar_0) (x0 is the level-0 latent, abar_0 =
-    0.99915); with eps = n every later step keeps that prediction, so x_s = sqrt(abar_s) y + sqrt(1 - abar_s) n.
-    """
-    n = noise.double()
-    y = (x0.double() - (1 - ABAR64[0]).sqrt() * n) / ABAR64[0].sqrt()
-    a = ABAR64[level].view(-1, 1, 1, 1)
-    return a.sqrt() * y + (1 - a).sqrt() * n
-
-
-def _conditioned_linear_model(cond: Tensor) -> EpsFn:
-    """eps(x, s, row) = 0.2 x + 0.0005 s + 0.1 cond[row], elementwise per row (uses rows as conditioning)."""
-    return lambda x, s, rows: 0.2 * x + 0.0005 * s.float().view(-1, 1, 1, 1) + 0.1 * cond[rows]
-
-
-class CallCounter:
-    def __init__(self, fn: EpsFn) -> None:
-        self.fn = fn
-        self.calls = 0
-        self.batch_sizes: list[int] = []
-
-    def __call__(self, x: Tensor, s: Tensor, rows: Tensor) -> Tensor:
-        assert not torch.is_grad_enabled()  # the inversion calls the model under no_grad
-        assert x.shape[0] == s.shape[0] == rows.shape[0] and s.dtype == rows.dtype == torch.long
-        self.calls += 1
-        self.batch_sizes.append(x.shape[0])
-        return self.fn(x, s, rows)
+from .inversion_helpers import (
+    ABAR,
+    ABAR64,
+    SIXTEEN_T,
+    CallCounter,
+    conditioned_linear_model,
+    constant_noise_model,
+    forward_at,
+    x0_latents,
+)
 
 
 # ---------------------------------------------------------------------------------------- formulas
@@ -79,8 +40,8 @@ def test_reparametrisation_round_trip_any_x_t_any_t() -> None:
     # Spec §6: x0_hat(x_t, eps_hat(x_t, x0, t), t) == x0 for ANY x_t (here unrelated random noise), all t.
     # Error is float32 rounding of x_t and x0 (|x| <~ 5): a few ulps, far below 1e-5.
     t = torch.arange(1000)
-    x0 = _x0(1000, seed=1)
-    x_t = 2.0 * _x0(1000, seed=2)
+    x0 = x0_latents(1000, seed=1)
+    x_t = 2.0 * x0_latents(1000, seed=2)
     eps_hat = reparametrised_noise(x_t, x0, ABAR[t])
     assert (x0_from_eps(x_t, eps_hat, ABAR[t]) - x0).abs().max() < 1e-5
     # A scalar abar works the same way.
@@ -91,7 +52,7 @@ def test_dpo_path_eps_hat_is_the_noise() -> None:
     # Spec §1/§6: x_t = sqrt(abar) x0 + sqrt(1 - abar) eps  ⇒  eps_hat == eps. The subtraction cancels
     # sqrt(abar) x0, so the float32 error is ~ulp(|x|) / sqrt(1 - abar_t): allow 8 * 2^-23 * 5 / sqrt(1 - abar_t).
     t = torch.arange(1000)
-    x0, eps = _x0(1000, seed=3), _x0(1000, seed=4)
+    x0, eps = x0_latents(1000, seed=3), x0_latents(1000, seed=4)
     a = ABAR[t].view(-1, 1, 1, 1)
     x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
     err = (reparametrised_noise(x_t, x0, ABAR[t]) - eps).abs().amax(dim=(1, 2, 3))
@@ -100,7 +61,7 @@ def test_dpo_path_eps_hat_is_the_noise() -> None:
 
 def test_ddim_step_with_the_true_noise_moves_along_the_forward_process() -> None:
     # With eps = the noise that made x_s, x0_pred == x0, so the step lands on sqrt(a2) x0 + sqrt(1 - a2) eps.
-    x0, eps = _x0(2, seed=5), _x0(2, seed=6)
+    x0, eps = x0_latents(2, seed=5), x0_latents(2, seed=6)
     x_s = ABAR64[100].sqrt() * x0.double() + (1 - ABAR64[100]).sqrt() * eps.double()
     x_s2 = ddim_inversion_step(x_s, eps.double(), ABAR64[100], ABAR64[700])
     assert torch.allclose(x_s2, ABAR64[700].sqrt() * x0.double() + (1 - ABAR64[700]).sqrt() * eps.double())
@@ -160,15 +121,15 @@ def test_corrected_levels_and_source_index() -> None:
 # --------------------------------------------------------------------------------- landing exactly
 def test_corrected_lands_exactly_on_each_pairs_t() -> None:
     # With the constant-noise model eps(x, s) = n the inversion follows the forward process of
-    # y = x0_pred(x0, level 0) (see _forward_at), so the level it reached can be read off x: landing on t exactly
+    # y = x0_pred(x0, level 0) (see forward_at), so the level it reached can be read off x: landing on t exactly
     # ⇔ x_t = sqrt(abar_t) y + sqrt(1 - abar_t) n, pair by pair, 16 different t in one batch.
     # One level off would be visible: |sqrt(1 - abar_1) - sqrt(1 - abar_0)| ≈ 0.012 >> the 2e-6 tolerance.
-    x0, noise = _x0(16, seed=7), _x0(16, seed=8)
-    result = invert(x0, SIXTEEN_T, _constant_noise_model(noise), ABAR, mode="corrected", steps=10, eta=0.0)
+    x0, noise = x0_latents(16, seed=7), x0_latents(16, seed=8)
+    result = invert(x0, SIXTEEN_T, constant_noise_model(noise), ABAR, mode="corrected", steps=10, eta=0.0)
     assert torch.equal(result.x_t[0], x0[0])  # t = 0: x_t = x0, no step
-    assert torch.allclose(result.x_t[1:].double(), _forward_at(SIXTEEN_T[1:], x0[1:], noise[1:]), atol=2e-6)
+    assert torch.allclose(result.x_t[1:].double(), forward_at(SIXTEEN_T[1:], x0[1:], noise[1:]), atol=2e-6)
     assert not torch.allclose(
-        result.x_t[1:].double(), _forward_at(SIXTEEN_T[1:] - 1, x0[1:], noise[1:]), atol=1e-4
+        result.x_t[1:].double(), forward_at(SIXTEEN_T[1:] - 1, x0[1:], noise[1:]), atol=1e-4
     )
     assert torch.equal(result.landing_level, SIXTEEN_T)
     # eps_hat is the reparametrised noise of the landed x_t with abar[t] in float32.
@@ -181,14 +142,14 @@ def test_faithful_overshoots_t_and_inflates_the_target() -> None:
     # Corrected mode lands on 2: eps_hat = (sqrt(a2)(y - x0) + sqrt(1 - a2) n) / sqrt(1 - a2) with
     # y - x0 ≈ -sqrt(1 - a0) n, i.e. ≈ n (1 - sqrt(1 - a0) / sqrt(1 - a2)) = n (1 - 0.0292 / 0.0505) ≈ 0.42 n
     # (x0 itself is taken as the level-0 latent, and abar_0 = 0.99915 < 1): no inflation.
-    x0, noise = _x0(64, seed=9), _x0(64, seed=10)
+    x0, noise = x0_latents(64, seed=9), x0_latents(64, seed=10)
     t = torch.full((64,), 2)
-    faithful = invert(x0, t, _constant_noise_model(noise), ABAR, mode="faithful", steps=10, eta=0.0)
+    faithful = invert(x0, t, constant_noise_model(noise), ABAR, mode="faithful", steps=10, eta=0.0)
     assert torch.equal(faithful.landing_level, torch.full((64,), 101))
-    assert torch.allclose(faithful.x_t.double(), _forward_at(torch.full((64,), 101), x0, noise), atol=2e-6)
+    assert torch.allclose(faithful.x_t.double(), forward_at(torch.full((64,), 101), x0, noise), atol=2e-6)
     ratio = float(faithful.eps_hat.std() / noise.std())
     assert 6.0 < ratio < 7.5
-    corrected = invert(x0, t, _constant_noise_model(noise), ABAR, mode="corrected", steps=10, eta=0.0)
+    corrected = invert(x0, t, constant_noise_model(noise), ABAR, mode="corrected", steps=10, eta=0.0)
     assert 0.38 < float(corrected.eps_hat.std() / noise.std()) < 0.46
 
 
@@ -196,7 +157,7 @@ def test_corrected_matches_the_closed_form_of_a_linear_model() -> None:
     # eps(x, s) = c x with c = 0.3 makes every DDIM step a scalar multiple of x:
     # x_s2 = x_s * (sqrt(a2 / a1) (1 - c sqrt(1 - a1)) + c sqrt(1 - a2)), a product over the path 0, Δ, ..., s, t.
     c = 0.3
-    x0 = _x0(16, seed=11)
+    x0 = x0_latents(16, seed=11)
     result = invert(x0, SIXTEEN_T, lambda x, s, rows: c * x, ABAR, mode="corrected", steps=10, eta=0.0)
     for i, t in enumerate(SIXTEEN_T.tolist()):
         path = [level for level in corrected_levels(10) if level < t] + [t]
@@ -211,8 +172,8 @@ def test_corrected_matches_the_closed_form_of_a_linear_model() -> None:
 @pytest.mark.parametrize("mode", ["corrected", "faithful"])
 @pytest.mark.parametrize("steps", [10, 5])
 def test_sixteen_different_t_need_at_most_steps_plus_one_calls(mode: InversionMode, steps: int) -> None:
-    x0 = _x0(16, seed=12)
-    counter = CallCounter(_conditioned_linear_model(_x0(16, seed=13)))
+    x0 = x0_latents(16, seed=12)
+    counter = CallCounter(conditioned_linear_model(x0_latents(16, seed=13)))
     result = invert(x0, SIXTEEN_T, counter, ABAR, mode=mode, steps=steps, eta=0.0)
     assert counter.calls == result.n_model_calls
     assert counter.calls <= steps + 1
@@ -230,7 +191,7 @@ def test_final_partial_steps_are_one_call_with_per_pair_timesteps() -> None:
         return 0.1 * x
 
     t = torch.tensor([150, 50, 999, 0, 250])
-    result = invert(_x0(5), t, eps_fn, ABAR, mode="corrected", steps=10, eta=0.0)
+    result = invert(x0_latents(5), t, eps_fn, ABAR, mode="corrected", steps=10, eta=0.0)
     # Grid steps 0→100 (t > 100: pairs 0, 2, 4), 100→200 (pairs 2, 4), then 200→300 ... 800→900 (pair 2);
     # final call from each pair's last level below t: 100, 0, 900, (t = 0 skipped), 200.
     assert seen[0] == [0, 0, 0] and seen[1] == [100, 100]
@@ -242,7 +203,7 @@ def test_final_partial_steps_are_one_call_with_per_pair_timesteps() -> None:
 @pytest.mark.parametrize("mode", ["corrected", "faithful"])
 @pytest.mark.parametrize("eta", [0.0, 0.3])
 def test_batched_inversion_equals_per_pair_and_any_order(mode: InversionMode, eta: float) -> None:
-    x0, cond = _x0(16, seed=14), _x0(16, seed=15)
+    x0, cond = x0_latents(16, seed=14), x0_latents(16, seed=15)
     pair_ids = list(range(100, 116))
 
     def gens(ids: list[int]) -> list[torch.Generator]:
@@ -251,7 +212,7 @@ def test_batched_inversion_equals_per_pair_and_any_order(mode: InversionMode, et
     batched = invert(
         x0,
         SIXTEEN_T,
-        _conditioned_linear_model(cond),
+        conditioned_linear_model(cond),
         ABAR,
         mode=mode,
         steps=10,
@@ -262,7 +223,7 @@ def test_batched_inversion_equals_per_pair_and_any_order(mode: InversionMode, et
         single = invert(
             x0[i : i + 1],
             SIXTEEN_T[i : i + 1],
-            _conditioned_linear_model(cond[i : i + 1]),
+            conditioned_linear_model(cond[i : i + 1]),
             ABAR,
             mode=mode,
             steps=10,
@@ -275,7 +236,7 @@ def test_batched_inversion_equals_per_pair_and_any_order(mode: InversionMode, et
     shuffled = invert(
         x0[perm],
         SIXTEEN_T[perm],
-        _conditioned_linear_model(cond[perm]),
+        conditioned_linear_model(cond[perm]),
         ABAR,
         mode=mode,
         steps=10,
@@ -284,149 +245,5 @@ def test_batched_inversion_equals_per_pair_and_any_order(mode: InversionMode, et
     )
     assert torch.allclose(shuffled.x_t, batched.x_t[perm], rtol=1e-6, atol=1e-6)
     if eta > 0:  # the jitter really changed the result
-        plain = invert(x0, SIXTEEN_T, _conditioned_linear_model(cond), ABAR, mode=mode, steps=10, eta=0.0)
+        plain = invert(x0, SIXTEEN_T, conditioned_linear_model(cond), ABAR, mode=mode, steps=10, eta=0.0)
         assert (plain.x_t[1:] - batched.x_t[1:]).abs().amax(dim=(1, 2, 3)).min() > 1e-4
-
-
-# ---------------------------------------------------------------------------------------- jitter
-def _propagate(path_abar: list[float], stds: list[float], z: Tensor, x0: Tensor, noise: Tensor) -> Tensor:
-    """Expected x after jittered steps with the constant-noise model, in float64.
-
-    Step k: x_{k+1} = sqrt(a_{k+1}/a_k) x_k + (sqrt(1 - a_{k+1}) - sqrt(a_{k+1}/a_k) sqrt(1 - a_k)) n + std_k z_k.
-    """
-    x = x0.double()  # the walk starts from x0 itself, treated as the level-0 latent
-    for k, std in enumerate(stds):
-        a1, a2 = path_abar[k], path_abar[k + 1]
-        x = math.sqrt(a2 / a1) * (x - math.sqrt(1 - a1) * noise.double()) + math.sqrt(1 - a2) * noise.double()
-        x = x + std * z[k].double()
-    return x
-
-
-def test_faithful_jitter_std_per_step_is_applied() -> None:
-    # t = 301: steps g = -99, 1, 101, 201 (sources abar[0], abar[1], abar[101], abar[201]; landing 301).
-    # Each step adds eta * faithful_jitter_std(g) * z, z the pair's next randn; released stds (eta 0.1):
-    # 0.00189, 0.00380, 0.0261, 0.0362 (the test vectors' jitter_std_official).
-    eta = 0.5
-    x0, noise = _x0(1, seed=16), _x0(1, seed=17)
-    result = invert(
-        x0,
-        torch.tensor([301]),
-        _constant_noise_model(noise),
-        ABAR,
-        mode="faithful",
-        steps=10,
-        eta=eta,
-        generators=pair_generators(3, 0, [5], "method"),
-    )
-    official = [0.00188965885899961, 0.0038024901878088713, 0.026123046875, 0.03618163987994194]
-    stds = [eta * float(faithful_jitter_std(g, 10, ABAR)) for g in (-99, 1, 101, 201)]
-    assert stds == pytest.approx([eta / 0.1 * s for s in official], rel=1e-6)
-    gen = pair_generators(3, 0, [5], "method")
-    z = torch.stack([randn_per_pair(gen, tuple(x0.shape[1:]))[0] for _ in range(4)])
-    path = [float(ABAR64[level]) for level in (0, 1, 101, 201, 301)]
-    expected = _propagate(path, stds, z, x0[0], noise[0])
-    assert torch.allclose(result.x_t[0].double(), expected, atol=2e-6)
-
-
-def test_corrected_jitter_std_per_step_is_applied() -> None:
-    # t = 250, steps 10: 0→100, 100→200 on the grid, then the partial step 200→250; std = eta sqrt(var(s→s2))
-    # with the float32 formula var = (1 - a_s)/(1 - a_s2) (1 - a_s2/a_s).
-    eta = 0.5
-    x0, noise = _x0(1, seed=18), _x0(1, seed=19)
-    result = invert(
-        x0,
-        torch.tensor([250]),
-        _constant_noise_model(noise),
-        ABAR,
-        mode="corrected",
-        steps=10,
-        eta=eta,
-        generators=pair_generators(3, 0, [6], "method"),
-    )
-    levels = [0, 100, 200, 250]
-    stds = []
-    for lo, hi in zip(levels[:-1], levels[1:], strict=True):
-        a1, a2 = float(ABAR64[lo]), float(ABAR64[hi])
-        stds.append(eta * math.sqrt((1 - a1) / (1 - a2) * (1 - a2 / a1)))
-    gen = pair_generators(3, 0, [6], "method")
-    z = torch.stack([randn_per_pair(gen, tuple(x0.shape[1:]))[0] for _ in range(3)])
-    expected = _propagate([float(ABAR64[level]) for level in levels], stds, z, x0[0], noise[0])
-    assert torch.allclose(result.x_t[0].double(), expected, atol=2e-6)
-
-
-# --------------------------------------------------------------------------------- cache path
-def test_cached_grid_latents_plus_final_step_equal_invert() -> None:
-    x0, cond = _x0(16, seed=20), _x0(16, seed=21)
-    model = CallCounter(_conditioned_linear_model(cond))
-    latents = corrected_grid_latents(x0, model, ABAR, steps=10)
-    assert latents.shape == (10, *x0.shape) and model.calls == 9 and torch.equal(latents[0], x0)
-    source = corrected_source_index(SIXTEEN_T, 10)
-    levels = torch.tensor(corrected_levels(10))[source]
-    x_level = latents[source, torch.arange(16)]
-    cached_x_t, calls = final_partial_step(x_level, levels, SIXTEEN_T, model, ABAR)
-    assert calls == 1 and model.calls == 10  # a cached step costs one call
-    direct = invert(x0, SIXTEEN_T, _conditioned_linear_model(cond), ABAR, mode="corrected", steps=10, eta=0.0)
-    assert torch.equal(cached_x_t, direct.x_t)
-    assert torch.equal(reparametrised_noise(cached_x_t, x0, ABAR[SIXTEEN_T]), direct.eps_hat)
-
-
-def test_final_partial_step_refuses_t_below_level() -> None:
-    with pytest.raises(ValueError, match="t >= level"):
-        final_partial_step(_x0(1), torch.tensor([300]), torch.tensor([200]), lambda x, s, r: x, ABAR)
-
-
-# ---------------------------------------------------------------------------------- round trip
-def test_inversion_then_ddim_sampling_returns_x0_with_shrinking_error() -> None:
-    # eps(x, s) = 0.3 x + 0.0005 s. Invert x0 to t = 640 (corrected, eta 0), then DDIM-sample back down the same
-    # levels (t, s, ..., Δ, 0), evaluating eps at the upper level of each step (written out here, float64).
-    # The two directions use eps at opposite ends of each step, so the mismatch is a first-order
-    # discretisation error: measured 0.39, 0.20, 0.042, 0.010 for 5, 10, 50, 200 steps.
-    x0 = _x0(3, seed=22)
-    t = 640
-    errors = []
-    for steps in (5, 10, 50, 200):
-        inverted = invert(
-            x0,
-            torch.full((3,), t),
-            lambda x, s, rows: 0.3 * x + 0.0005 * s.float().view(-1, 1, 1, 1),
-            ABAR,
-            mode="corrected",
-            steps=steps,
-            eta=0.0,
-        )
-        path = [level for level in corrected_levels(steps) if level < t] + [t]
-        x = inverted.x_t.double()
-        for hi, lo in zip(path[::-1][:-1], path[::-1][1:], strict=True):
-            eps = 0.3 * x + 0.0005 * hi
-            x0_pred = (x - (1 - ABAR64[hi]).sqrt() * eps) / ABAR64[hi].sqrt()
-            x = ABAR64[lo].sqrt() * x0_pred + (1 - ABAR64[lo]).sqrt() * eps
-        errors.append(float((x - x0.double()).abs().max()))
-    assert errors == sorted(errors, reverse=True)
-    assert errors[3] < 0.02 and errors[0] / errors[3] > 20  # 40x more steps, ~40x smaller error
-
-
-# -------------------------------------------------------------------------------------- errors
-def test_bad_inputs_are_refused() -> None:
-    x0, t = _x0(2), torch.tensor([10, 20])
-    model = lambda x, s, rows: x  # noqa: E731
-    with pytest.raises(ValueError, match="needs one torch.Generator per pair"):
-        invert(x0, t, model, ABAR, mode="corrected", steps=10, eta=0.1)
-    with pytest.raises(ValueError, match="one generator per pair"):
-        invert(
-            x0,
-            t,
-            model,
-            ABAR,
-            mode="corrected",
-            steps=10,
-            eta=0.1,
-            generators=pair_generators(0, 0, [1], "method"),
-        )
-    with pytest.raises(
-        ValueError, match="unknown inversion mode 'exact'; expected one of faithful, corrected"
-    ):
-        invert(x0, t, model, ABAR, mode="exact", steps=10, eta=0.0)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"t must lie in 0..999"):
-        invert(x0, torch.tensor([10, 1000]), model, ABAR, mode="corrected", steps=10, eta=0.0)
-    with pytest.raises(ValueError, match="inversion steps must be in 1..1000"):
-        invert(x0, t, model, ABAR, mode="faithful", steps=0, eta=0.0)
