@@ -170,3 +170,51 @@ def test_lora_rounds_continue_from_the_merged_adapter(scored: Config, tmp_path: 
     steps = [json.loads(line) for line in layout.train_step_log(train_cfg, "inpo").read_text().splitlines()]
     assert steps[0]["loss"] == pytest.approx(math.log(2), abs=1e-4)
     assert "pickscore" in "".join(second["metrics"]["inpo"])
+
+
+def test_a_killed_round_resumes_its_sampling_at_the_first_missing_chunk(
+    scored: Config, tmp_path: Path, monkeypatch
+) -> None:
+    """Pairs are sampled in chunks written whole: killed after chunk 1, the round samples only chunks
+    2 and 3 and writes the same pair set as an uninterrupted run; chunks of other settings are discarded."""
+    from inpo.config import config_from_dict, to_dict
+    from inpo.models import load_components
+    from inpo.online import scored_pairs
+
+    cfg = config_from_dict(to_dict(scored), ["sample.batch_size=2"])  # 1 pair per batch
+    monkeypatch.setattr(scored_pairs, "CHUNK_PAIRS", 2)  # 6 pairs: 3 chunks
+    policy = load_components(cfg.model)
+    real, calls = scored_pairs.sample_and_score, []
+
+    def counted(*args, **kwargs):
+        calls.append(args[3])
+        if len(calls) == 2 and kill:
+            raise KeyboardInterrupt  # killed while sampling chunk 2
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scored_pairs, "sample_and_score", counted)
+    kill = True
+    with pytest.raises(KeyboardInterrupt):
+        scored_pairs.write_scored_round_pairs(cfg, policy, 1, 2, tmp_path / "a" / "pairs", progress=False)
+    assert sorted(p.name for p in (tmp_path / "a" / "pairs.partial").glob("chunk-*")) == [
+        "chunk-00000000.parquet"
+    ]
+    kill, calls[:] = False, []
+    scored_pairs.write_scored_round_pairs(cfg, policy, 1, 2, tmp_path / "a" / "pairs", progress=False)
+    assert (
+        calls == [TRAIN_PROMPTS[1:2] * 2, TRAIN_PROMPTS[2:3] * 2]
+        and not (tmp_path / "a" / "pairs.partial").exists()
+    )
+    scored_pairs.write_scored_round_pairs(cfg, policy, 1, 2, tmp_path / "b" / "pairs", progress=False)
+    resumed, whole = (
+        pq.read_table(tmp_path / d / "pairs" / "train-00000-of-00001.parquet") for d in ("a", "b")
+    )
+    assert resumed.equals(whole)
+    # a chunk sampled under other settings (here: the sampler's steps) is never reused
+    kill, calls[:] = True, []
+    with pytest.raises(KeyboardInterrupt):
+        scored_pairs.write_scored_round_pairs(cfg, policy, 1, 2, tmp_path / "c" / "pairs", progress=False)
+    other = config_from_dict(to_dict(cfg), ["sample.steps=3"])
+    kill, calls[:] = False, []
+    scored_pairs.write_scored_round_pairs(other, policy, 1, 2, tmp_path / "c" / "pairs", progress=False)
+    assert len(calls) == 3

@@ -17,6 +17,8 @@ current policy's samples for ``online.prompts``, judged by the relabelling score
   jpg_1, label_0, label_1``; PNG bytes) plus ``score_0, score_1`` (judged scores, as ``inpo relabel``
   writes them: ``Σ_k w_k s_k / τ_k``, or one judge's raw score without τ), ``seed_0, seed_1`` and ``soft_label_0``,
   with ``metadata.json``; written into a temporary folder and moved into place whole.
+- Resuming: sampled in chunks of :data:`CHUNK_PAIRS` pairs (``<out>.partial/``, each written whole and
+  keyed by :func:`chunk_key`), so a killed round samples only its missing chunks.
 """
 
 from __future__ import annotations
@@ -150,6 +152,74 @@ def sample_and_score(
     return out
 
 
+CHUNK_PAIRS = 256  # pairs per resumable chunk: a killed round resamples at most this many
+
+
+def chunk_key(cfg: Config, round_index: int, captions: list[str], judges: Sequence[Judge]) -> str:
+    """What a round's sampled chunks depend on (prompts, seeds, sampler, policy, judges), hashed."""
+    import hashlib
+
+    from ..config import to_dict
+
+    facts = {
+        "round": round_index,
+        "captions": captions,
+        "sample": to_dict(cfg.sample),
+        "model": to_dict(cfg.model),
+        "judges": [j.scorer.info() for j in judges],
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def sample_in_chunks(
+    cfg: Config,
+    policy: Components,
+    judges: Sequence[Judge],
+    captions: list[str],
+    seeds: list[tuple[int, int]],
+    partial: Path,
+    key: str,
+    progress: bool,
+) -> SampledRound:
+    """:func:`sample_and_score` chunk by chunk, each chunk written whole to ``partial`` (with ``key``):
+    a killed round resumes at its first missing chunk, and chunks of another key are discarded."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from inpo.io import atomic_file, write_text_atomic
+
+    if partial.is_dir() and (partial / "key").is_file() and (partial / "key").read_text() != key:
+        shutil.rmtree(partial)  # sampled under other settings: never reused
+    partial.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(partial / "key", key)
+    per_batch = max(1, cfg.sample.batch_size // 2)
+    size = max(1, CHUNK_PAIRS // per_batch) * per_batch  # whole batches: the same batches as one pass
+    out = SampledRound(raw=[[] for _ in judges])
+    for lo in range(0, len(captions), size):
+        path = partial / f"chunk-{lo:08d}.parquet"
+        if not path.is_file():
+            got = sample_and_score(
+                cfg, policy, judges, captions[lo : lo + size], seeds[lo : lo + size], f"pairs {lo}+", progress
+            )
+            columns = {
+                "image": got.images,
+                **{f"judge_{i}": np.concatenate(r) for i, r in enumerate(got.raw)},
+            }
+            seconds = {b"sample_seconds": str(got.sample_seconds), b"label_seconds": str(got.label_seconds)}
+            with atomic_file(path) as tmp:
+                pq.write_table(pa.Table.from_pydict(columns).replace_schema_metadata(seconds), tmp)
+        table = pq.read_table(path)
+        out.images += table["image"].to_pylist()
+        for i, raw in enumerate(out.raw):
+            raw.append(table[f"judge_{i}"].to_numpy())
+        meta = table.schema.metadata
+        out.sample_seconds += float(meta[b"sample_seconds"])
+        out.label_seconds += float(meta[b"label_seconds"])
+    return out
+
+
 def write_scored_round_pairs(
     cfg: Config,
     policy: Components,
@@ -159,6 +229,8 @@ def write_scored_round_pairs(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Sample, judge and write round ``round_index``'s pairs into ``out``; returns its metadata."""
+    import shutil
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -175,7 +247,9 @@ def write_scored_round_pairs(
     captions = [p for p in round_prompts(cfg) for _ in range(pairs_per_prompt)]
     seeds = round_seeds(round_index, len(captions))
     judges = build_judges(cfg, judge_weights(cfg), str(next(policy.unet.parameters()).device))
-    done = sample_and_score(cfg, policy, judges, captions, seeds, f"round {round_index} pairs", progress)
+    partial = Path(out).with_name(Path(out).name + ".partial")
+    key = chunk_key(cfg, round_index, captions, judges)
+    done = sample_in_chunks(cfg, policy, judges, captions, seeds, partial, key, progress)
     judged = judged_scores(judges, [np.concatenate(r) for r in done.raw])
     s0, s1 = judged[0::2], judged[1::2]
     label_0 = ai_labels(s0, s1, cfg.relabel.tie_margin)
@@ -214,4 +288,5 @@ def write_scored_round_pairs(
     with atomic_directory(out) as tmp:
         pq.write_table(pa.Table.from_pydict(columns), tmp / shard_name(0, 1, cfg.data.split))
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+    shutil.rmtree(partial)
     return metadata
