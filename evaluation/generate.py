@@ -190,19 +190,15 @@ def generate_model(
     import torch
 
     from evaluation.scorers.base import DTYPES
-    from inpo.models import load_components, load_lora_and_merge
+    from inpo.models import load_for_sampling
     from inpo.sampling import sample_images, to_pil
 
     todo = pending_items(root, spec.name, items)
     if not todo:
         return 0
     dtype = DTYPES[sample_cfg.dtype]
-    components = load_components(spec.model, device=device, dtype=dtype, unet_dtype=dtype)
+    components = load_for_sampling(spec.model, device, dtype, lora=spec.lora)
     unet = components.unet
-    if spec.lora is not None:
-        load_lora_and_merge(unet, spec.lora)
-    unet.requires_grad_(False)
-    unet.eval()
     resolution = sampling_resolution(sample_cfg)
     written = 0
     for start in range(0, len(todo), sample_cfg.batch_size):

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from ..io import atomic_directory
 from .conditioning import Conditioning, constant_time_ids, encode_prompts, sdxl_time_ids, unet_eps
-from .loading import FAMILIES, Components, FamilySpec, family_spec, load_components, load_denoiser
+from .loading import (
+    FAMILIES,
+    Components,
+    FamilySpec,
+    family_spec,
+    load_components,
+    load_denoiser,
+    load_for_sampling,
+)
 from .reference import (
     ReferenceModel,
     adapter_disabled,
@@ -35,6 +43,7 @@ __all__ = [
     "has_lora_adapter",
     "load_components",
     "load_denoiser",
+    "load_for_sampling",
     "load_lora_and_merge",
     "load_unet_weights",
     "lora_parameters",

@@ -179,6 +179,20 @@ def load_components(
     return components
 
 
+def load_for_sampling(
+    model_cfg: ModelConfig, device: str | torch.device, dtype: torch.dtype, lora: str | None = None
+) -> Components:
+    """:func:`load_components` for inference: every module in ``dtype`` on ``device``, the UNet with
+    the LoRA adapter folder ``lora`` merged (if given), frozen and in eval mode."""
+    components = load_components(model_cfg, device=device, dtype=dtype, unet_dtype=dtype)
+    if lora is not None:
+        from .saving import load_lora_and_merge
+
+        load_lora_and_merge(components.unet, lora)
+    _freeze(components.unet)
+    return components
+
+
 def load_denoiser(model_cfg: ModelConfig, unet_dtype: torch.dtype = torch.float32) -> Any:
     """The family's trained network alone (on the CPU), as :func:`load_components` loads it."""
     return _load_denoiser(model_cfg, family_spec(model_cfg.family), unet_dtype)

@@ -95,6 +95,11 @@ def _png(image: Any) -> bytes:
     return buf.getvalue()
 
 
+def pairs_per_batch(cfg: Config) -> int:
+    """Pairs per sampling batch: ``sample.batch_size`` images, two per pair."""
+    return max(1, cfg.sample.batch_size // 2)
+
+
 @dataclass
 class SampledRound:
     """A round's images (PNG bytes, pair i → 2i, 2i + 1), each judge's raw scores [2P], and seconds."""
@@ -123,7 +128,7 @@ def sample_and_score(
     from inpo.sampling import sample_images, to_pil
 
     out = SampledRound(raw=[[] for _ in judges])
-    per_batch = max(1, cfg.sample.batch_size // 2)
+    per_batch = pairs_per_batch(cfg)
     bar = tqdm(total=len(captions), desc=desc, disable=not progress, mininterval=2.0)
     for lo in range(0, len(captions), per_batch):
         prompts = [c for c in captions[lo : lo + per_batch] for _ in (0, 1)]
@@ -194,12 +199,14 @@ def sample_in_chunks(
         shutil.rmtree(partial)  # sampled under other settings: never reused
     partial.mkdir(parents=True, exist_ok=True)
     write_text_atomic(partial / "key", key)
-    per_batch = max(1, cfg.sample.batch_size // 2)
+    per_batch = pairs_per_batch(cfg)
     size = max(1, CHUNK_PAIRS // per_batch) * per_batch  # whole batches: the same batches as one pass
     out = SampledRound(raw=[[] for _ in judges])
     for lo in range(0, len(captions), size):
         path = partial / f"chunk-{lo:08d}.parquet"
-        if not path.is_file():
+        if path.is_file():
+            table = pq.read_table(path)
+        else:
             got = sample_and_score(
                 cfg, policy, judges, captions[lo : lo + size], seeds[lo : lo + size], f"pairs {lo}+", progress
             )
@@ -208,9 +215,9 @@ def sample_in_chunks(
                 **{f"judge_{i}": np.concatenate(r) for i, r in enumerate(got.raw)},
             }
             seconds = {b"sample_seconds": str(got.sample_seconds), b"label_seconds": str(got.label_seconds)}
+            table = pa.Table.from_pydict(columns).replace_schema_metadata(seconds)
             with atomic_file(path) as tmp:
-                pq.write_table(pa.Table.from_pydict(columns).replace_schema_metadata(seconds), tmp)
-        table = pq.read_table(path)
+                pq.write_table(table, tmp)
         out.images += table["image"].to_pylist()
         for i, raw in enumerate(out.raw):
             raw.append(table[f"judge_{i}"].to_numpy())

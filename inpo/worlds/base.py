@@ -65,14 +65,10 @@ class World:
         one, in the evaluation sampler's ``sample.dtype``."""
         import torch
 
-        from ..models import load_components
+        from ..models import load_for_sampling
 
-        dtype = getattr(torch, cfg.sample.dtype)
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        policy = load_components(cfg.model, device=device, dtype=dtype, unet_dtype=dtype)
-        policy.unet.requires_grad_(False)
-        policy.unet.eval()
-        return policy
+        return load_for_sampling(cfg.model, device, getattr(torch, cfg.sample.dtype))
 
     def offline_pairs_per_prompt(self, cfg: Config) -> int:
         """How many pairs per prompt the world's offline data holds (rounds share them out); 1 when unknown."""
